@@ -1,0 +1,73 @@
+"""The catalog of shared government information resources."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, HTTPException, Query
+
+from api.deps import ContractDep, CursorDep, StateDep
+from api.models import CatalogEntry, CatalogSummary, DataItemPublic, VersionPublic
+from catalog.contracts import Contract
+from catalog.versions import get_version, latest_versions, list_versions
+
+router = APIRouter(prefix="/catalog", tags=["catalog"])
+
+
+def _matches_text(contract: Contract, q: str) -> bool:
+    meta = contract.catalog
+    haystack = " ".join(
+        [meta.name, meta.name_en, meta.summary, meta.summary_en, meta.provider.name,
+         meta.provider.name_en, *meta.keywords, *(i.label for i in contract.items)]
+    ).lower()  # fmt: skip
+    return all(word in haystack for word in q.lower().split())
+
+
+@router.get("", response_model=list[CatalogSummary], summary="List catalog entries")
+def list_catalog(
+    state: StateDep,
+    cursor: CursorDep,
+    q: str | None = Query(None, description="Words to find in names, summaries, keywords"),
+    provider_code: str | None = None,
+    classification: Literal["base", "theme", "department"] | None = None,
+    sharing_type: Literal["unconditional", "conditional", "not_shared"] | None = None,
+    open: bool | None = None,
+    update_cycle: str | None = None,
+) -> list[CatalogSummary]:
+    latest = latest_versions(cursor)
+    entries = []
+    for contract in state.contracts.values():
+        meta = contract.catalog
+        if (
+            (q and not _matches_text(contract, q))
+            or (provider_code and meta.provider.code != provider_code)
+            or (classification and meta.classification != classification)
+            or (sharing_type and meta.sharing.type != sharing_type)
+            or (open is not None and meta.open.open != open)
+            or (update_cycle and meta.update_cycle != update_cycle)
+        ):
+            continue
+        entries.append(CatalogSummary.of(contract, latest.get(contract.dataset)))
+    return entries
+
+
+@router.get("/{dataset}", response_model=CatalogEntry, summary="One catalog entry")
+def get_entry(contract: ContractDep, cursor: CursorDep) -> CatalogEntry:
+    return CatalogEntry(
+        dataset=contract.dataset,
+        title=contract.title,
+        catalog=contract.catalog,
+        key=contract.key,
+        items=[DataItemPublic.of(item) for item in contract.items],
+        versions=[VersionPublic.of(v) for v in list_versions(cursor, contract.dataset)],
+    )
+
+
+@router.get(
+    "/{dataset}/versions/{number}", response_model=VersionPublic, summary="One dataset version"
+)
+def get_entry_version(contract: ContractDep, number: int, cursor: CursorDep) -> VersionPublic:
+    version = get_version(cursor, contract.dataset, number)
+    if version is None:
+        raise HTTPException(404, f"{contract.dataset} has no version {number}")
+    return VersionPublic.of(version)

@@ -1,0 +1,228 @@
+"""Dataset contracts: one YAML file per dataset in ``schemas/`` drives everything else.
+
+A contract holds the catalog metadata (catalog compilation guide fields), the data items,
+the key, the quality rules and the source mapping. Contracts are validated on load; a
+broken one raises :class:`ContractError` naming the file, the path inside it and the fault.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from stdnum.cn import uscc
+
+IDENTIFIER = r"^[a-z][a-z0-9_]{0,62}$"
+Identifier = Annotated[str, Field(pattern=IDENTIFIER)]
+
+FieldType = Literal["string", "integer", "decimal", "date", "timestamp", "boolean", "geojson"]
+FieldFormat = Literal["resident_id", "uscc", "region_code", "phone", "subject_id"]
+MaskKind = Literal["identity", "phone", "name", "address", "redact"]
+UpdateCycle = Literal["real_time", "daily", "weekly", "monthly", "quarterly", "yearly"]
+SharingType = Literal["unconditional", "conditional", "not_shared"]
+SharingMethod = Literal["api", "bulk_download", "verification"]
+SourceFormat = Literal["csv", "xlsx", "jsonl", "json", "parquet", "geojson"]
+
+
+class ContractError(ValueError):
+    """A contract that cannot be used; the message names file, path and fault."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Provider(Strict):
+    name: str
+    name_en: str
+    code: str = Field(description="Unified social credit code of the providing department")
+
+    @field_validator("code")
+    @classmethod
+    def _valid_uscc(cls, value: str) -> str:
+        if not uscc.is_valid(value):
+            raise ValueError(f"{value!r} is not a valid unified social credit code")
+        return value
+
+
+class Sharing(Strict):
+    type: SharingType
+    conditions: str | None = None
+    method: list[SharingMethod] = Field(min_length=1)
+    legal_basis: str | None = None
+
+    @model_validator(mode="after")
+    def _restricted_needs_basis(self) -> Sharing:
+        if self.type != "unconditional" and not (self.legal_basis or "").strip():
+            raise ValueError(f"sharing type {self.type!r} needs a legal_basis")
+        return self
+
+
+class OpenAttribute(Strict):
+    open: bool
+    conditions: str | None = None
+
+
+class CatalogMeta(Strict):
+    resource_code: str = Field(pattern=r"^[0-9A-Z]{1,10}(/[0-9A-Z-]{1,40})+$")
+    name: str
+    name_en: str
+    provider: Provider
+    summary: str
+    summary_en: str
+    classification: Literal["base", "theme", "department"]
+    keywords: list[str] = []
+    sharing: Sharing
+    open: OpenAttribute
+    update_cycle: UpdateCycle
+    related: list[Identifier] = []
+
+
+class AgreesWith(Strict):
+    """This field must agree with the part of a resident identity number it repeats."""
+
+    field: Identifier
+    part: Literal["sex", "birth_date"]
+
+
+class DataItem(Strict):
+    name: Identifier
+    label: str = Field(description="Chinese name of the data item")
+    type: FieldType
+    length: int | None = Field(default=None, gt=0)
+    description: str
+    sensitivity: Literal["public", "internal", "sensitive"] = "public"
+    mask: MaskKind | None = None
+    headers: list[str] = Field(default=[], description="Further source column headers")
+    required: bool = False
+    format: FieldFormat | None = None
+    allowed: list[str] | None = None
+    pattern: str | None = None
+    min: float | str | None = None
+    max: float | str | None = None
+    agrees_with: AgreesWith | None = None
+    not_before: Identifier | None = Field(
+        default=None, description="Field this one must not precede"
+    )
+
+    @model_validator(mode="after")
+    def _mask_when_sensitive(self) -> DataItem:
+        if self.sensitivity == "sensitive" and self.mask is None:
+            raise ValueError("a sensitive data item needs a mask kind")
+        if self.pattern is not None:
+            re.compile(self.pattern)
+        return self
+
+    @property
+    def source_headers(self) -> list[str]:
+        return [self.label, self.name, *self.headers]
+
+
+class Quality(Strict):
+    max_failure_rate: float = Field(ge=0, le=1)
+
+
+class Source(Strict):
+    formats: list[SourceFormat] = Field(min_length=1)
+    geometry_field: Identifier | None = Field(
+        default=None, description="For GeoJSON: the data item that receives each feature's geometry"
+    )
+
+
+class Contract(Strict):
+    dataset: Identifier
+    title: str
+    catalog: CatalogMeta
+    items: list[DataItem] = Field(min_length=1)
+    key: list[Identifier] = Field(min_length=1)
+    quality: Quality
+    source: Source
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Contract:
+        names = [item.name for item in self.items]
+        duplicates = {n for n in names if names.count(n) > 1}
+        if duplicates:
+            raise ValueError(f"data items defined twice: {sorted(duplicates)}")
+        for key in self.key:
+            if key not in names:
+                raise ValueError(f"key field {key!r} is not a data item")
+        for item in self.items:
+            refs = [item.agrees_with.field if item.agrees_with else None, item.not_before]
+            for ref in filter(None, refs):
+                if ref not in names:
+                    raise ValueError(f"data item {item.name!r} refers to unknown item {ref!r}")
+        headers = [h for item in self.items for h in item.source_headers]
+        clashes = {h for h in headers if headers.count(h) > 1}
+        if clashes:
+            raise ValueError(f"source headers mapped to more than one item: {sorted(clashes)}")
+        if self.source.geometry_field and self.source.geometry_field not in names:
+            raise ValueError(f"geometry_field {self.source.geometry_field!r} is not a data item")
+        return self
+
+    @cached_property
+    def item_names(self) -> list[str]:
+        return [item.name for item in self.items]
+
+    def item(self, name: str) -> DataItem:
+        return next(item for item in self.items if item.name == name)
+
+    @cached_property
+    def header_map(self) -> dict[str, str]:
+        """Source column header → data item name (exact match after trimming)."""
+        return {header: item.name for item in self.items for header in item.source_headers}
+
+    @property
+    def required_items(self) -> list[str]:
+        return [item.name for item in self.items if item.required]
+
+
+def _format_error(path: Path, error: ValidationError) -> str:
+    lines = [f"{path}: invalid contract"]
+    for detail in error.errors():
+        where = ".".join(str(part) for part in detail["loc"]) or "(top level)"
+        lines.append(f"  at {where}: {detail['msg']}")
+    return "\n".join(lines)
+
+
+def load_contract(path: Path) -> Contract:
+    """Load and validate one contract file."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ContractError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ContractError(f"{path}: a contract must be a YAML mapping")
+    try:
+        contract = Contract.model_validate(raw)
+    except ValidationError as exc:
+        raise ContractError(_format_error(path, exc)) from exc
+    if contract.dataset != path.stem:
+        raise ContractError(f"{path}: at dataset: {contract.dataset!r} must match the file name")
+    return contract
+
+
+def load_contracts(folder: Path) -> dict[str, Contract]:
+    """All contracts of a folder, by dataset name; resource codes must be unique."""
+    contracts = {p.stem: load_contract(p) for p in sorted(folder.glob("*.yaml"))}
+    if not contracts:
+        raise ContractError(f"{folder}: no contracts (*.yaml) found")
+    codes: dict[str, str] = {}
+    for name, contract in contracts.items():
+        code = contract.catalog.resource_code
+        if code in codes:
+            raise ContractError(
+                f"{folder / (name + '.yaml')}: at catalog.resource_code: {code!r} "
+                f"is already used by {codes[code]}"
+            )
+        codes[code] = name
+        for related in contract.catalog.related:
+            if related not in contracts:
+                raise ContractError(
+                    f"{folder / (name + '.yaml')}: at catalog.related: unknown dataset {related!r}"
+                )
+    return contracts

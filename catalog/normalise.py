@@ -1,0 +1,60 @@
+"""Normalisation of department values into canonical text, as DuckDB SQL expressions.
+
+Departments send full-width digits and letters, lower-case ``x`` check characters, dates as
+``2024/3/1``, ``20240301`` or ``2024年3月1日``, thousands separators and stray blanks. Each
+data item gets one expression, chosen by its type and format, that turns the raw text into
+canonical text; anything that still does not fit is left as it is, for validation to reject
+with a reason. Working in SQL keeps a 10M-row delivery inside DuckDB, never row by row.
+"""
+
+from __future__ import annotations
+
+from catalog.contracts import DataItem
+from catalog.rules import sql_literal
+
+# Full-width ASCII (U+FF01..U+FF5E) and the ideographic space map to their half-width forms.
+FULL_WIDTH = "".join(chr(c) for c in range(0xFF01, 0xFF5F)) + "\u3000"
+HALF_WIDTH = "".join(chr(c) for c in range(0x21, 0x7F)) + " "
+
+DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y%m%d", "%Y年%m月%d日", "%Y.%m.%d")
+TIMESTAMP_FORMATS = (
+    "%Y-%m-%d %H:%M:%S",
+    "%Y/%m/%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y%m%d%H%M%S",
+    "%Y-%m-%d %H:%M",
+    *DATE_FORMATS,
+)
+# Blank-like characters a department export may leave around a value.
+_TRIM = " \t\r\n\u3000\u00a0\ufeff"
+
+
+def _formats_sql(formats: tuple[str, ...]) -> str:
+    return "[" + ", ".join(sql_literal(f) for f in formats) + "]"
+
+
+def base_text_sql(col: str) -> str:
+    """Half-width, trimmed text; empty strings become NULL."""
+    half = f"translate({col}, {sql_literal(FULL_WIDTH)}, {sql_literal(HALF_WIDTH)})"
+    return f"nullif(trim({half}, '{_TRIM}'), '')"
+
+
+def normalise_sql(item: DataItem, col: str) -> str:
+    """The canonical-text expression for one data item over raw text column ``col``."""
+    text = base_text_sql(col)
+    if item.format in ("resident_id", "uscc", "subject_id"):
+        # Identifiers: upper-case check characters, no inner blanks.
+        return f"upper(replace({text}, ' ', ''))"
+    if item.format == "phone":
+        return f"regexp_replace({text}, '^(\\+?86)|[ -]', '', 'g')"
+    if item.type == "date":
+        parsed = f"try_strptime({text}, {_formats_sql(DATE_FORMATS)})"
+        return f"coalesce(strftime({parsed}, '%Y-%m-%d'), {text})"
+    if item.type == "timestamp":
+        parsed = f"try_strptime({text}, {_formats_sql(TIMESTAMP_FORMATS)})"
+        return f"coalesce(strftime({parsed}, '%Y-%m-%d %H:%M:%S'), {text})"
+    if item.type in ("integer", "decimal"):
+        return f"replace({text}, ',', '')"
+    if item.type == "geojson":
+        return f"nullif(trim({col}), '')"
+    return text

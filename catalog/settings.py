@@ -1,0 +1,51 @@
+"""One place where configuration enters: environment variables prefixed ``GOVSHARE_``."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    """Platform settings. Every field is documented in docs/configuration.md (a test checks)."""
+
+    model_config = SettingsConfigDict(env_prefix="GOVSHARE_", env_file=".env", extra="ignore")
+
+    home: Path = REPO_ROOT / "runtime"
+    """Runtime folder: lake, staging, landing, archive, rejected, Dagster storage."""
+    schemas_dir: Path = REPO_ROOT / "schemas"
+    """Folder of dataset contracts (one YAML file per dataset)."""
+    lake_catalog: str = ""
+    """DuckLake catalog database. Empty: SQLite file ``<home>/lake/catalog.sqlite``;
+    a ``postgres:...`` connection string moves it to PostgreSQL."""
+    lake_data_path: str = ""
+    """Where DuckLake writes Parquet files. Empty: ``<home>/lake/data/``."""
+    api_host: str = "127.0.0.1"
+    """Address the API server binds to."""
+    api_port: int = 8000
+    """Port of the API server."""
+    dagster_port: int = 3000
+    """Port of the Dagster UI started by ``govshare demo``."""
+    page_size_max: int = 1000
+    """Largest page of rows the API returns in one response."""
+    duckdb_memory_limit: str = "4GB"
+    """Memory limit of each DuckDB connection (bulk work spills to disk beyond it)."""
+    duckdb_threads: int = 2
+    """Worker threads of each DuckDB connection."""
+
+    @cached_property
+    def lake_catalog_uri(self) -> str:
+        return self.lake_catalog or f"sqlite:{self.home / 'lake' / 'catalog.sqlite'}"
+
+    @cached_property
+    def lake_data_uri(self) -> str:
+        return self.lake_data_path or f"{self.home / 'lake' / 'data'}/"
+
+    def folder(self, kind: str, dataset: str | None = None) -> Path:
+        """A runtime sub-folder (``landing``, ``archive``, ``rejected``, ``staging``...)."""
+        path = self.home / kind
+        return path / dataset if dataset else path

@@ -1,0 +1,176 @@
+"""Landing files → the staging table: read, map headers, normalise, number key occurrences.
+
+Staging lives in a plain DuckDB file per dataset under ``<home>/staging`` (fast native
+format, shared between the pipeline's steps and processes). Only the pipeline opens it;
+the API never does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from catalog.contracts import Contract
+from catalog.lake import new_connection
+from catalog.normalise import normalise_sql
+from catalog.readers import (
+    IngestError,
+    RawSource,
+    error_row,
+    error_summary,
+    find_undecodable_row,
+    open_source,
+)
+from catalog.regions import regions
+from catalog.rules import OCCURRENCE_COLUMN, REGIONS_TABLE, quote_ident, sql_literal
+from catalog.settings import Settings
+
+STAGING_TABLE = "staging"
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    name: str
+    path: str
+    sha256: str
+    bytes: int
+    rows: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class StageReport:
+    dataset: str
+    staging_path: Path
+    rows_read: int
+    files: list[SourceFile]
+    ignored_headers: dict[str, list[str]]
+
+
+def file_checksum(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(8 * 1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def describe_file(path: Path) -> SourceFile:
+    return SourceFile(path.name, str(path), file_checksum(path), path.stat().st_size)
+
+
+def staging_path(settings: Settings, dataset: str) -> Path:
+    return settings.folder("staging") / f"{dataset}.duckdb"
+
+
+def open_staging(settings: Settings, dataset: str, *, read_only: bool = False):
+    path = staging_path(settings, dataset)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = new_connection(settings)
+    con.execute(f"ATTACH {sql_literal(str(path))} AS stg {'(READ_ONLY)' if read_only else ''}")
+    con.execute("USE stg")
+    return con
+
+
+def map_headers(
+    contract: Contract, path: Path, source: RawSource
+) -> tuple[dict[str, str], list[str]]:
+    """Data item → source header, and the headers no item claims. Missing required items fail."""
+    found: dict[str, str] = {}
+    ignored: list[str] = []
+    for header in source.headers:
+        item = contract.header_map.get(header.strip().lstrip("\ufeff"))
+        if item is None:
+            ignored.append(header)
+        elif item in found:
+            raise IngestError(path, f"two columns map to {item}: {found[item]!r} and {header!r}")
+        else:
+            found[item] = header
+    missing = [contract.item(name) for name in contract.required_items if name not in found]
+    if missing:
+        names = ", ".join(f"{i.label} ({i.name})" for i in missing)
+        raise IngestError(path, f"missing required column(s): {names}", row=0)
+    return found, ignored
+
+
+def _select_normalised(
+    contract: Contract, mapping: dict[str, str], source: RawSource, seq: int, name: str
+) -> str:
+    columns = [f"{sql_literal(name)} AS _file", f"{seq} AS _file_seq", "_row"]
+    for item in contract.items:
+        header = mapping.get(item.name)
+        raw = quote_ident(header) if header is not None else "CAST(NULL AS VARCHAR)"
+        columns.append(f"{normalise_sql(item, raw)} AS {quote_ident(item.name)}")
+    return f"SELECT {', '.join(columns)} FROM ({source.sql})"
+
+
+def _occurrence_sql(contract: Contract) -> str:
+    """1 for the latest delivered row of each key, 2.. for the earlier ones it replaces."""
+    keys = ", ".join(quote_ident(k) for k in contract.key)
+    any_null = " OR ".join(f"{quote_ident(k)} IS NULL" for k in contract.key)
+    return (
+        f"CASE WHEN {any_null} THEN 1 ELSE row_number() OVER "
+        f"(PARTITION BY {keys} ORDER BY _file_seq DESC, _row DESC) END AS {OCCURRENCE_COLUMN}"
+    )
+
+
+def _write_reference_tables(con: duckdb.DuckDBPyConnection) -> None:
+    codes = pa.table({"code": sorted(regions())})  # noqa: F841 (read by name below)
+    con.execute(f"CREATE OR REPLACE TABLE {REGIONS_TABLE} AS SELECT code FROM codes")
+
+
+def stage(contract: Contract, files: list[Path], settings: Settings) -> StageReport:
+    """Read and normalise a delivery of one or more files into the dataset's staging table."""
+    if not files:
+        raise ValueError("no files to stage")
+    described = [describe_file(p) for p in files]
+    con = open_staging(settings, contract.dataset)
+    try:
+        selects: list[str] = []
+        ignored: dict[str, list[str]] = {}
+        for seq, path in enumerate(files):
+            source = open_source(con, path, contract.source.geometry_field)
+            mapping, unclaimed = map_headers(contract, path, source)
+            if unclaimed:
+                ignored[path.name] = unclaimed
+            selects.append(_select_normalised(contract, mapping, source, seq, path.name))
+        union = " UNION ALL ".join(selects)
+        try:
+            con.execute(
+                f"CREATE OR REPLACE TABLE {STAGING_TABLE} AS "
+                f"SELECT *, {_occurrence_sql(contract)} FROM ({union})"
+            )
+        except duckdb.Error as exc:
+            raise _as_ingest_error(exc, files) from exc
+        counts = dict(
+            con.execute(f"SELECT _file_seq, count(*) FROM {STAGING_TABLE} GROUP BY ALL").fetchall()
+        )
+        empty = [files[i] for i in range(len(files)) if counts.get(i, 0) == 0]
+        if empty:
+            raise IngestError(empty[0], "the file has a header but no data rows", row=1)
+        _write_reference_tables(con)
+    finally:
+        con.close()
+    with_rows = [
+        SourceFile(**{**f.as_dict(), "rows": counts.get(i, 0)}) for i, f in enumerate(described)
+    ]
+    return StageReport(
+        contract.dataset, staging_path(settings, contract.dataset), sum(counts.values()),
+        with_rows, ignored,
+    )  # fmt: skip
+
+
+def _as_ingest_error(exc: duckdb.Error, files: list[Path]) -> IngestError:
+    """DuckDB names the offending file in its message; fall back to the first file."""
+    message = str(exc)
+    for path in files:
+        if (undecodable := find_undecodable_row(path)) is not None:
+            return undecodable
+    path = next((p for p in files if str(p) in message), files[0])
+    return IngestError(path, error_summary(message), row=error_row(message))

@@ -1,0 +1,48 @@
+"""Asset checks: the contract's Great Expectations suite, run on each staged delivery.
+
+One check per quality rule. A failing check is a warning, not a stop: failing rows are
+quarantined by the publish step, which alone decides (by the contract's threshold)
+whether a version is published.
+"""
+
+import dagster as dg
+
+from catalog.contracts import Contract
+from catalog.rules import compile_rules
+from catalog.staging import STAGING_TABLE, staging_path
+from pipelines.assets import staging_key
+from pipelines.resources import PlatformResource
+
+
+def build_quality_checks(contract: Contract) -> dg.AssetChecksDefinition:
+    rules = compile_rules(contract)
+    asset = staging_key(contract.dataset)
+    specs = [
+        dg.AssetCheckSpec(rule.name.replace(".", "__"), asset=asset, description=rule.description)
+        for rule in rules
+    ]
+
+    @dg.multi_asset_check(specs=specs, name=f"quality_{contract.dataset}")
+    def _quality(platform: PlatformResource):
+        from catalog.expectations import run_suite  # Great Expectations imports slowly
+
+        outcomes = run_suite(
+            staging_path(platform.settings, contract.dataset),
+            STAGING_TABLE,
+            rules,
+            suite_name=f"{contract.dataset}_suite",
+        )
+        for rule, outcome in zip(rules, outcomes, strict=True):
+            yield dg.AssetCheckResult(
+                asset_key=asset,
+                check_name=rule.name.replace(".", "__"),
+                passed=outcome.success,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={
+                    "unexpected_count": outcome.unexpected_count,
+                    "element_count": outcome.element_count,
+                    "expectation": outcome.expectation_type,
+                },
+            )
+
+    return _quality

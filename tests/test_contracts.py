@@ -1,0 +1,87 @@
+"""Contracts load, and a broken one fails naming the file, the path inside it and the fault."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from catalog.contracts import ContractError, load_contract, load_contracts
+from catalog.settings import REPO_ROOT
+
+BASE_DATASETS = {"population", "legal_persons", "geography", "licences", "credit_records"}
+
+
+def test_the_five_base_contracts_load(contracts):
+    assert set(contracts) == BASE_DATASETS
+    for contract in contracts.values():
+        assert contract.catalog.provider.code
+        assert all(h for item in contract.items for h in item.source_headers)
+        assert set(contract.key) <= set(contract.item_names)
+
+
+def test_restricted_contracts_have_legal_basis(contracts):
+    for contract in contracts.values():
+        sharing = contract.catalog.sharing
+        if sharing.type != "unconditional":
+            assert sharing.legal_basis
+
+
+def _broken(tmp_path: Path, edit) -> Path:
+    raw = yaml.safe_load((REPO_ROOT / "schemas" / "population.yaml").read_text(encoding="utf-8"))
+    edit(raw)
+    path = tmp_path / "population.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("edit", "where", "what"),
+    [
+        (lambda c: c["catalog"]["sharing"].pop("legal_basis"), "catalog.sharing", "legal_basis"),
+        (lambda c: c["catalog"]["provider"].update(code="113301000024821110"),
+         "catalog.provider.code", "unified social credit code"),
+        (lambda c: c.update(key=["nope"]), "(top level)", "key field 'nope'"),
+        (lambda c: c["items"][0].update(type="text"), "items.0.type", "Input should be"),
+        (lambda c: c["items"][1].pop("mask"), "items.1", "mask"),
+        (lambda c: c["catalog"].update(update_cycle="sometimes"), "catalog.update_cycle", ""),
+        (lambda c: c["items"][2]["agrees_with"].update(field="ghost"), "(top level)", "ghost"),
+        (lambda c: c["quality"].update(max_failure_rate=2), "quality.max_failure_rate", ""),
+        (lambda c: c.update(surprise=1), "surprise", "Extra inputs"),
+    ],
+)  # fmt: skip
+def test_broken_contract_names_file_path_and_fault(tmp_path, edit, where, what):
+    path = _broken(tmp_path, edit)
+    with pytest.raises(ContractError) as raised:
+        load_contract(path)
+    message = str(raised.value)
+    assert str(path) in message
+    assert f"at {where}" in message
+    assert what in message
+
+
+def test_invalid_yaml_is_reported_with_file(tmp_path):
+    path = tmp_path / "population.yaml"
+    path.write_text("dataset: [unclosed", encoding="utf-8")
+    with pytest.raises(ContractError, match=r"population\.yaml: not valid YAML"):
+        load_contract(path)
+
+
+def test_dataset_name_must_match_file_name(tmp_path):
+    path = _broken(tmp_path, lambda c: None).rename(tmp_path / "people.yaml")
+    with pytest.raises(ContractError, match="must match the file name"):
+        load_contract(path)
+
+
+def test_duplicate_resource_codes_are_refused(tmp_path):
+    for name in ("population", "legal_persons"):
+        text = (REPO_ROOT / "schemas" / f"{name}.yaml").read_text(encoding="utf-8")
+        (tmp_path / f"{name}.yaml").write_text(
+            text.replace("A02/330100-SC-00001", "A01/330100-GA-00001").replace(
+                "related: [population, geography]", "related: [population]"
+            ),
+            encoding="utf-8",
+        )
+    with pytest.raises(ContractError, match="already used by"):
+        load_contracts(tmp_path)
