@@ -60,22 +60,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from catalog.rules import Rule
+
 __all__ = ["ExpectationRunError", "Rule", "RuleOutcome", "run_suite"]
 
 RESULT_FORMAT: dict[str, Any] = {"result_format": "BASIC", "partial_unexpected_count": 0}
 """BASIC keeps GX's counts; ``partial_unexpected_count=0`` skips listing unexpected values."""
 
 _ROW_COUNT_META = "__table_row_count__"
-
-
-@dataclass(frozen=True)
-class Rule:
-    name: str  # unique in a dataset, e.g. "id_number.required", "key.unique"
-    kind: str  # required | allowed | unique | pattern | length | range | type | resident_id | ...
-    field: str | None  # the column it is about (None for multi-column rules)
-    columns: tuple[str, ...]  # columns involved (e.g. key columns for "unique")
-    failing_sql: str  # SQL boolean expression over the table's columns, TRUE for a failing row
-    params: dict  # e.g. {"values": [...]} for allowed
 
 
 @dataclass(frozen=True)

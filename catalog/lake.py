@@ -28,7 +28,6 @@ EXTENSIONS = {
     "ducklake": ("duckdb_extension_ducklake", "ducklake.duckdb_extension"),
     "sqlite": ("duckdb_extension_sqlite_scanner", "sqlite_scanner.duckdb_extension"),
     "postgres": ("duckdb_extension_postgres", "postgres_scanner.duckdb_extension"),
-    "encodings": ("duckdb_extension_encodings", "encodings.duckdb_extension"),
     "excel": ("duckdb_extension_excel", "excel.duckdb_extension"),
 }
 META_SCHEMA = "govshare"
@@ -100,8 +99,8 @@ def new_connection(
 def load_extension(
     con: duckdb.DuckDBPyConnection, name: str, settings: Settings | None = None
 ) -> None:
-    """Load an extension from its package (signature-checked by DuckDB). Big ones such as
-    ``encodings`` (350 MB, ~1.7 s) are loaded only by the readers that need them."""
+    """Load an extension from its package (signature-checked by DuckDB) unless loaded;
+    readers load theirs (``excel``) only when a file needs it."""
     loaded = con.execute(
         "SELECT loaded FROM duckdb_extensions() WHERE extension_name = ?", [name]
     ).fetchone()

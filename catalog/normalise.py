@@ -34,9 +34,28 @@ def _formats_sql(formats: tuple[str, ...]) -> str:
 
 
 def base_text_sql(col: str) -> str:
-    """Half-width, trimmed text; empty strings become NULL."""
-    half = f"translate({col}, {sql_literal(FULL_WIDTH)}, {sql_literal(HALF_WIDTH)})"
-    return f"nullif(trim({half}, '{_TRIM}'), '')"
+    """Half-width, trimmed text; empty strings become NULL.
+
+    ``translate`` with a 95-character map costs ~2 s per column per million rows, so it only
+    runs on the few values that hold a full-width character (an RE2 class test is cheap)."""
+    half = (
+        f"CASE WHEN regexp_matches({col}, '[\uff01-\uff5e\u3000]') "
+        f"THEN translate({col}, {sql_literal(FULL_WIDTH)}, {sql_literal(HALF_WIDTH)}) "
+        f"ELSE {col} END"
+    )
+    # trim() with a character set is 4x slower than plain trim(): use it only when needed.
+    edges = f"regexp_matches({half}, '^[{_TRIM}]|[{_TRIM}]$')"
+    return f"nullif(CASE WHEN {edges} THEN trim({half}, '{_TRIM}') ELSE {half} END, '')"
+
+
+def _excel_serial(text: str, fmt: str) -> str:
+    """Excel date cells arrive as day counts from 1899-12-30 (``45352`` = 2024-03-01; a
+    fraction is the time of day). Five digits only: ``20240301`` is a date format above."""
+    micros = f"CAST(round(CAST({text} AS DOUBLE) * 86400000000) AS BIGINT)"
+    return (
+        f"CASE WHEN regexp_full_match({text}, '[1-9][0-9]{{4}}(\\.[0-9]+)?') "
+        f"THEN strftime(TIMESTAMP '1899-12-30' + to_microseconds({micros}), '{fmt}') END"
+    )
 
 
 def normalise_sql(item: DataItem, col: str) -> str:
@@ -49,10 +68,13 @@ def normalise_sql(item: DataItem, col: str) -> str:
         return f"regexp_replace({text}, '^(\\+?86)|[ -]', '', 'g')"
     if item.type == "date":
         parsed = f"try_strptime({text}, {_formats_sql(DATE_FORMATS)})"
-        return f"coalesce(strftime({parsed}, '%Y-%m-%d'), {text})"
+        return (
+            f"coalesce(strftime({parsed}, '%Y-%m-%d'), {_excel_serial(text, '%Y-%m-%d')}, {text})"
+        )
     if item.type == "timestamp":
         parsed = f"try_strptime({text}, {_formats_sql(TIMESTAMP_FORMATS)})"
-        return f"coalesce(strftime({parsed}, '%Y-%m-%d %H:%M:%S'), {text})"
+        fmt = "%Y-%m-%d %H:%M:%S"
+        return f"coalesce(strftime({parsed}, '{fmt}'), {_excel_serial(text, fmt)}, {text})"
     if item.type in ("integer", "decimal"):
         return f"replace({text}, ',', '')"
     if item.type == "geojson":

@@ -74,36 +74,37 @@ def _quarantine(
     con.execute(
         f"INSERT INTO {quarantine_table(contract.dataset)} "
         f"SELECT {items}, s._file, s._row, v._rules, {reasons_sql(contract, 'v._rules')}, ?, ? "
-        f"FROM stg.{STAGING_TABLE} s JOIN stg.{VERDICTS_TABLE} v USING (_file_seq, _row)",
+        f"FROM stg.{STAGING_TABLE} s JOIN stg.{VERDICTS_TABLE} v USING (_rid)",
         [run_id, now],
     )
     return int(con.execute(f"SELECT count(*) FROM stg.{VERDICTS_TABLE}").fetchone()[0])
 
 
-def _upsert(con: duckdb.DuckDBPyConnection, contract: Contract, run_id: str) -> int:
+def _upsert(
+    con: duckdb.DuckDBPyConnection, contract: Contract, run_id: str, rows_passed: int
+) -> int:
+    """Replace rows with the same key, then insert the passing rows, typed."""
     table = published_table(contract.dataset)
-    con.execute(
-        f"CREATE TEMP TABLE incoming AS SELECT s.* FROM stg.{STAGING_TABLE} s "
-        f"ANTI JOIN stg.{VERDICTS_TABLE} v USING (_file_seq, _row)"
-    )
-    match = " AND ".join(f"t.{quote_ident(k)} = i.{quote_ident(k)}" for k in contract.key)
-    keys_typed = ", ".join(
-        f"{typed_sql(contract.item(k), quote_ident(k))} AS {quote_ident(k)}" for k in contract.key
-    )
-    con.execute(
-        f"DELETE FROM {table} t WHERE EXISTS "
-        f"(SELECT 1 FROM (SELECT {keys_typed} FROM incoming) i WHERE {match})"
-    )
+    passing = f"stg.{STAGING_TABLE} s ANTI JOIN stg.{VERDICTS_TABLE} v USING (_rid)"
+    keys = ", ".join(quote_ident(k) for k in contract.key)
+    if con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]:
+        typed_keys = ", ".join(
+            f"{typed_sql(contract.item(k), 's.' + quote_ident(k))} AS {quote_ident(k)}"
+            for k in contract.key
+        )
+        con.execute(
+            f"DELETE FROM {table} WHERE ({keys}) IN (SELECT ({typed_keys}) FROM {passing})"
+            if len(contract.key) > 1
+            else f"DELETE FROM {table} WHERE {keys} IN (SELECT {typed_keys} FROM {passing})"
+        )
     typed = ", ".join(
-        f"{typed_sql(item, quote_ident(item.name))} AS {quote_ident(item.name)}"
+        f"{typed_sql(item, 's.' + quote_ident(item.name))} AS {quote_ident(item.name)}"
         for item in contract.items
     )
     con.execute(
-        f"INSERT INTO {table} SELECT {typed}, _file, _row, {sql_literal(run_id)} FROM incoming"
+        f"INSERT INTO {table} SELECT {typed}, s._file, s._row, {sql_literal(run_id)} FROM {passing}"
     )
-    rows = int(con.execute("SELECT count(*) FROM incoming").fetchone()[0])
-    con.execute("DROP TABLE incoming")
-    return rows
+    return rows_passed
 
 
 def publish(
@@ -161,7 +162,7 @@ def _publish_attached(
         if not quality.publishable:
             con.execute("COMMIT")
             return PublishResult("rejected", None, 0, quarantined)
-        published = _upsert(con, contract, run_id)
+        published = _upsert(con, contract, run_id, quality.rows_read - quality.rows_failed)
         version = _new_version(con, contract, quality, sources, run_id, now)
         insert_version(con, version)
         message = f"publish {contract.dataset} v{version.version}"

@@ -32,7 +32,8 @@ SQL_TYPES = {
     "geojson": "VARCHAR",
 }
 REGIONS_TABLE = "ref_regions"
-OCCURRENCE_COLUMN = "_occurrence"
+# Row ids (``_rid``) of staged rows that a later row with the same key replaces.
+SUPERSEDED_TABLE = "ref_superseded"
 
 
 @dataclass(frozen=True)
@@ -158,10 +159,13 @@ def _agreement_rule(contract: Contract, item: DataItem, col: str) -> Rule | None
         mismatch = f"{col} <> {expected}"
         kind = "agrees_sex"
     else:
-        expected = f"CAST(strptime(substr({other}, 7, 8), '%Y%m%d') AS DATE)"
+        expected = f"CAST(try_strptime(substr({other}, 7, 8), '%Y%m%d') AS DATE)"
         mismatch = f"{typed_sql(item, col)} <> {expected}"
         kind = "agrees_birth"
-    failing = f"{col} IS NOT NULL AND {ric_valid_sql(other)} AND {mismatch}"
+    # A well-formed number is enough to read the part from; a wrong check character is the
+    # number's own rule, and recomputing it here would triple the cost of validation.
+    well_formed = f"regexp_full_match({other}, '[0-9]{{17}}[0-9X]')"
+    failing = f"{col} IS NOT NULL AND {well_formed} AND {mismatch}"
     return Rule(
         f"{item.name}.agrees_with_{item.agrees_with.field}", kind, item.name,
         (item.name, item.agrees_with.field), failing,
@@ -219,15 +223,15 @@ def item_rules(contract: Contract, item: DataItem) -> list[Rule]:
 def key_rule(contract: Contract) -> Rule:
     """Duplicate keys: every occurrence but the last delivered one fails.
 
-    ``_occurrence`` is numbered at staging time (1 = the latest delivery of that key), so a
-    later row in a delivery is taken as a correction of an earlier one.
+    Staging lists the superseded rows (a later row in a delivery is taken as a correction
+    of an earlier one), so the rule is a cheap probe of a small table.
     """
     return Rule(
         "key.unique",
         "duplicate",
         None,
         tuple(contract.key),
-        f"{OCCURRENCE_COLUMN} > 1",
+        f"_rid IN (SELECT _rid FROM {SUPERSEDED_TABLE})",
         f"duplicate key ({', '.join(contract.key)}): a later row of the delivery replaces this one",
     )
 

@@ -7,7 +7,7 @@ common surnames and given-name characters; identity numbers and credit codes are
 real region codes and carry valid check characters unless a defect says otherwise.
 
 Column order and headers come from the contracts. The only per-dataset knowledge here is how
-to draw the value of each data item (the ``_*_VALUES`` mappings, keyed by item name), how the
+to draw the value of each data item (the ``*_VALUES`` mappings, keyed by item name), how the
 datasets refer to each other, and the file format. Defects are aimed at items by their
 contract metadata (format, type, required, key, agrees_with), so they follow the contracts.
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 import codecs
 import json
 import math
+import os
 import shutil
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -33,6 +34,7 @@ from zipfile import ZIP_DEFLATED, ZipFile, ZipInfo
 import numpy as np
 from openpyxl import Workbook
 from openpyxl.writer.excel import ExcelWriter
+from stdnum.cn import ric as stdnum_ric
 from stdnum.cn import uscc as stdnum_uscc
 
 from catalog.contracts import Contract, DataItem, load_contracts
@@ -180,13 +182,19 @@ def _add_years(days: np.ndarray, years: np.ndarray) -> np.ndarray:
     return days + np.round(years * 365.25).astype(np.int64).astype("timedelta64[D]") - 1
 
 
+SCRAMBLE_ROUNDS = ((7_368_787, 1_234_567), (3_367_949, 2_718_281), (5_201_317, 9_876_543))
+"""Affine maps whose multipliers are coprime with 10 and 31, so each is a bijection."""
+
+
 def _scrambled(index: np.ndarray, base: int, width: int) -> np.ndarray:
     """A bijection of [0, base**width): distinct indices give distinct serials, and
-    consecutive indices look unrelated (affine map, digit reversal, affine map)."""
+    consecutive indices look unrelated (rounds of an affine map and digit reversal)."""
     modulus = base**width
-    x = (np.asarray(index, dtype=np.int64) * 7_368_787 + 1_234_567) % modulus
-    x = sum((x // base**p % base) * base ** (width - 1 - p) for p in range(width))
-    return (x * 3_367_949 + 2_718_281) % modulus
+    x = np.asarray(index, dtype=np.int64)
+    for multiplier, offset in SCRAMBLE_ROUNDS:
+        x = (x * multiplier + offset) % modulus
+        x = sum((x // base**p % base) * base ** (width - 1 - p) for p in range(width))
+    return x
 
 
 def _quota(rate: float, start: int, end: int) -> int:
@@ -211,6 +219,7 @@ class _Places:
     """County-level divisions of the GB/T 2260 table as parallel arrays."""
 
     codes: np.ndarray
+    city_codes: np.ndarray  # code of the county's city, "330100"
     prefixes: np.ndarray  # full written form, "浙江省杭州市西湖区"
     cities: np.ndarray  # city name, "杭州市"
     counties: np.ndarray  # name as an authority uses it: "杭州市西湖区", "建德市"
@@ -247,6 +256,7 @@ def _places() -> _Places:
     home_province = HOME_CITY[:2]
     return _Places(
         codes=_strs(codes),
+        city_codes=_strs(c[:4] + "00" for c in codes),
         prefixes=_strs(prefixes),
         cities=_strs(cities),
         counties=_strs(counties),
@@ -311,17 +321,9 @@ FEMALE_CHARS = _unique_chars(
     "晓欢霄枫芸菲寒伊亚宜可舒影荔思丽"
 )
 ETHNICITIES = {
-    "汉族": 0.965,
-    "畲族": 0.008,
-    "回族": 0.005,
-    "土家族": 0.005,
-    "苗族": 0.005,
-    "满族": 0.003,
-    "壮族": 0.003,
-    "布依族": 0.002,
-    "侗族": 0.002,
-    "彝族": 0.002,
-}
+    "汉族": 0.965, "畲族": 0.008, "回族": 0.005, "土家族": 0.005, "苗族": 0.005,
+    "满族": 0.003, "壮族": 0.003, "布依族": 0.002, "侗族": 0.002, "彝族": 0.002,
+}  # fmt: skip
 ROADS = _words(
     "解放路 人民路 中山路 建设路 延安路 凤起路 庆春路 文三路 文二路 学院路 "
     "天目山路 莫干山路 环城北路 体育场路 西溪路 秋涛路 江南大道 滨盛路 "
@@ -345,21 +347,9 @@ PHONE_PREFIXES = _strs(
     + [str(p) for p in (191, 193, 195, 198, 199)]
 )
 BIRTH_COHORTS = (
-    (1925, 0.4),
-    (1935, 1.5),
-    (1945, 3.0),
-    (1955, 6.0),
-    (1963, 10.0),
-    (1970, 9.0),
-    (1980, 8.0),
-    (1988, 10.0),
-    (1995, 7.5),
-    (2005, 6.5),
-    (2012, 7.0),
-    (2016, 7.5),
-    (2020, 4.5),
-    (2024, 3.0),
-)
+    (1925, 0.4), (1935, 1.5), (1945, 3.0), (1955, 6.0), (1963, 10.0), (1970, 9.0), (1980, 8.0),
+    (1988, 10.0), (1995, 7.5), (2005, 6.5), (2012, 7.0), (2016, 7.5), (2020, 4.5), (2024, 3.0),
+)  # fmt: skip
 """Relative size of birth cohorts (roughly the shape of China's age pyramid)."""
 
 TRADE_CHARS = _unique_chars(
@@ -377,10 +367,7 @@ ENTITY_TYPES: dict[str, tuple[float, str]] = {
 """Entity type: weight and registered-entity digit of the credit code (91/92/93)."""
 SCOPE_TAIL = "（依法须经批准的项目，经相关部门批准后方可开展经营活动）"
 INDUSTRIES = (
-    (
-        "科技",
-        "技术服务、技术开发、技术咨询、技术交流、技术转让、技术推广；软件开发；信息系统集成服务",
-    ),
+    ("科技", "技术服务、技术开发、技术咨询、技术转让、技术推广；软件开发；信息系统集成服务"),
     ("贸易", "日用百货销售；五金产品批发；电子产品销售；服装服饰批发；货物进出口；技术进出口"),
     ("建设工程", "房屋建筑和市政基础设施项目工程总承包；建设工程施工；住宅室内装饰装修"),
     ("餐饮管理", "餐饮管理；餐饮服务；食品销售；外卖递送服务"),
@@ -417,26 +404,13 @@ FUND = (
     "股权投资；投资管理；资产管理（未经金融等监管部门批准，不得从事向公众融资存款等金融业务）",
 )
 CAPITAL: dict[str, tuple[str, ...]] = {
-    "有限责任公司": (
-        "10",
-        "30",
-        "50",
-        "100",
-        "100",
-        "200",
-        "300",
-        "500",
-        "500",
-        "1000",
-        "2000",
-        "5000",
-    ),
+    "有限责任公司": ("10", "30", "50", "100", "100", "200", "300", "500", "500", "1000", "5000"),
     "股份有限公司": ("1000", "2000", "5000", "10000", "30000"),
     "个人独资企业": ("1", "3", "5", "10", "20", "50"),
     "合伙企业": ("100", "500", "1000", "3000", "10000"),
     "个体工商户": ("", "", "", "1", "2", "3", "5", "10"),
     "农民专业合作社": ("10", "20", "50", "100", "200"),
-}
+}  # fmt: skip
 """Registered capital in 万元 by entity type (sole traders often declare none)."""
 ORG_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"  # GB 32100 characters (no I, O, S, V, Z)
 ORG_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)  # GB 11714 organisation code
@@ -782,11 +756,7 @@ def _draw_companies(batch: _Batch, ctx: _Context, contract: Contract) -> dict[st
     established = _established(rng, people["birth"][rep])
     lines, scopes = _business_lines(rng, kind.tolist())
     # The city bureau registers part of the entities, the county bureaus the rest.
-    registrar = np.where(
-        rng.random(n) < 0.4,
-        _join(np.strings.slice(places.codes[region], 0, 4), "00"),
-        places.codes[region],
-    )
+    registrar = np.where(rng.random(n) < 0.4, places.city_codes[region], places.codes[region])
     types = [ENTITY_TYPES.get(k, (0.0, "1"))[1] for k in kind.tolist()]
     orgs = _org_codes(batch.start + np.arange(n), established >= NEW_STYLE_CODES)
     return {
@@ -848,6 +818,7 @@ def _collect_companies(
         "name": cols["name"][keep],
         "since": batch["established"][keep],
         "region": batch["region"][keep],
+        "firm": batch["kind"][keep] != "个体工商户",  # sole traders license like persons
     }
     ctx.companies.add(batch.rng("pool"), batch.chunks, rows)
 
@@ -869,6 +840,7 @@ def _subjects(
     adult_since = people["birth"] + np.timedelta64(6575, "D")  # 18 years
     return {
         "is_company": is_company,
+        "firm": is_company & companies["firm"][pick_c],
         "id": either(companies["id"], people["id"]),
         "name": either(companies["name"], people["name"]),
         "since": either(companies["since"], adult_since),
@@ -893,7 +865,7 @@ def _draw_licences(batch: _Batch, ctx: _Context, contract: Contract) -> dict[str
     by_company = _weighted(rng, allowed, LICENCES_FOR_COMPANIES, n)
     by_person = _weighted(rng, allowed, LICENCES_FOR_PERSONS, n)
     kind = np.asarray(allowed, dtype=object)[
-        np.where(holder["is_company"], by_company, by_person)
+        np.where(holder["firm"], by_company, by_person)
     ].tolist()
     spec = [LICENCE_TYPES.get(k, ("XK", 3, "city", "行政审批局")) for k in kind]
     low = np.maximum(holder["since"], REFERENCE_DAY - np.timedelta64(6 * 365, "D"))
@@ -1003,6 +975,7 @@ class _Roles:
     blankable: tuple[str, ...]  # required items outside the key
     status: str | None  # what a late correction changes
     allowed: dict[str, tuple[str, ...]]
+    formats: dict[str, str]
 
     def kinds(self) -> tuple[str, ...]:
         present = {
@@ -1043,6 +1016,7 @@ def _roles(contract: Contract) -> _Roles:
         blankable=tuple(i.name for i in items if i.required and i.name not in contract.key),
         status=changeable[-1] if changeable else None,
         allowed={i.name: tuple(i.allowed) for i in items if i.allowed},
+        formats={i.name: i.format for i in items if i.format},
     )
 
 
@@ -1084,8 +1058,8 @@ def _plan(
     free = np.ones(n, dtype=bool)
     rows: dict[str, np.ndarray] = {}
     sources = np.zeros(0, dtype=np.int64)
-    # Kinds limited to some rows choose first, so the others cannot use those rows up.
-    for kind in sorted(quotas, key=lambda k: k not in eligible):
+    # The kinds possible on the fewest rows choose first, so others cannot use those up.
+    for kind in sorted(quotas, key=lambda k: int(eligible[k].sum()) if k in eligible else n):
         mask = free & eligible.get(kind, True)
         if kind == "duplicate_key":
             # Pairs of neighbouring picks: the earlier row is the original, the later its copy.
@@ -1121,13 +1095,27 @@ def _pick_item(
     return fitting[int(rng.integers(0, len(fitting)))]
 
 
+def _id_valid(value: str, fmt: str | None) -> bool:
+    """Whether a validator would accept the identifier under the item's format."""
+    resident = value[:17].isdigit() and stdnum_ric.calc_check_digit(value) == value[-1]
+    if fmt == "resident_id":
+        return resident
+    return stdnum_uscc.is_valid(value) or (fmt == "subject_id" and resident)
+
+
 def _bad_check_char(
     rng: np.random.Generator, cols: dict[str, np.ndarray], roles: _Roles, rows: np.ndarray
 ) -> None:
-    col = cols[str(roles.check)]
-    values = col[rows].tolist()
-    spoiled = _other_value(rng, [v[-1] for v in values], "0123456789X")
-    col[rows] = [v[:-1] + c for v, c in zip(values, spoiled, strict=True)]
+    name = str(roles.check)
+    fmt = roles.formats[name]
+    values = cols[name][rows].tolist()
+    spoiled = []
+    orders = rng.permuted(np.tile(np.arange(11), (len(values), 1)), axis=1)
+    for value, order in zip(values, orders.tolist(), strict=True):
+        # A wrong check char must not by chance make a valid code of the other kind.
+        wrong = ("0123456789X"[i] for i in order)
+        spoiled.append(next(value[:-1] + c for c in wrong if not _id_valid(value[:-1] + c, fmt)))
+    cols[name][rows] = spoiled
 
 
 def _sex_mismatch(
@@ -1316,16 +1304,27 @@ class _FixedTimeZip(ZipFile):
         info.external_attr = 0o600 << 16
         return info
 
-    def writestr(self, zinfo_or_arcname, data, compress_type=None, compresslevel=None) -> None:  # type: ignore[override]
-        name = (
-            zinfo_or_arcname.filename if isinstance(zinfo_or_arcname, ZipInfo) else zinfo_or_arcname
-        )
-        super().writestr(self._info(name), data)
+    def writestr(
+        self,
+        zinfo_or_arcname: str | ZipInfo,
+        data: str | bytes,
+        compress_type: int | None = None,
+        compresslevel: int | None = None,
+    ) -> None:
+        name = zinfo_or_arcname
+        super().writestr(self._info(name.filename if isinstance(name, ZipInfo) else name), data)
 
-    def write(self, filename, arcname=None, compress_type=None, compresslevel=None) -> None:  # type: ignore[override]
+    def write(
+        self,
+        filename: str | os.PathLike[str],
+        arcname: str | os.PathLike[str] | None = None,
+        compress_type: int | None = None,
+        compresslevel: int | None = None,
+    ) -> None:
+        # openpyxl streams each worksheet from a temporary file through here.
         with (
             open(filename, "rb") as source,
-            self.open(self._info(arcname or str(filename)), "w") as target,
+            self.open(self._info(str(arcname or filename)), "w") as target,
         ):
             shutil.copyfileobj(source, target, 1 << 20)
 
@@ -1414,6 +1413,8 @@ def _json_value(item: DataItem, value: str) -> str | int | float | None:
 
 @dataclass(frozen=True)
 class _Spec:
+    """How one tabular dataset is sized, drawn, written and referred to."""
+
     file: str
     count: Callable[[int], int]
     chunk: int
@@ -1460,6 +1461,12 @@ SPECS: dict[str, _Spec] = {
     ),
 }
 GEOGRAPHY_FILE = "geography.geojson"
+REFERS_TO = {
+    "legal_persons": ("population",),
+    "licences": ("population", "legal_persons"),
+    "credit_records": ("population", "legal_persons"),
+}
+"""Datasets whose clean rows another one draws its people and companies from."""
 
 
 def _columns(
@@ -1484,41 +1491,57 @@ def _columns(
                 raise ValueError(
                     f"{contract.dataset}.{item.name}: values {sorted(stray)} not allowed"
                 )
-        cols[item.name] = col.copy()  # writable, independent of the latent arrays
+        cols[item.name] = col  # astype copied it: defects never touch the latent arrays
     return cols
 
 
-def _write_table(
-    name: str,
-    contract: Contract,
-    ctx: _Context,
-    out_dir: Path,
-    params: tuple[int, int, float],
-    progress: Progress | None,
-) -> DatasetSample:
-    rows, seed, rate = params
+@dataclass(frozen=True)
+class _Run:
+    out_dir: Path
+    rows: int
+    seed: int
+    rate: float
+    progress: Progress | None
+    ctx: _Context = field(default_factory=_Context)
+
+    def advance(self, name: str, done: int, total: int) -> None:
+        if self.progress:
+            self.progress(name, done, total)
+
+
+class _NullWriter:
+    """Stands in for a dataset generated only because a requested one refers to it."""
+
+    def write(self, cols: list[np.ndarray]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _write_table(name: str, contract: Contract, run: _Run, write: bool) -> DatasetSample:
     spec = SPECS[name]
     roles = _roles(contract)
-    total = spec.count(rows)
+    total = spec.count(run.rows)
     chunks = math.ceil(total / spec.chunk)
-    (out_dir / name).mkdir(parents=True, exist_ok=True)
-    writer = spec.writer(out_dir / name / spec.file, contract)
+    writer: _Writer = _NullWriter()
+    if write:
+        (run.out_dir / name).mkdir(parents=True, exist_ok=True)
+        writer = spec.writer(run.out_dir / name / spec.file, contract)
     counts = dict.fromkeys(roles.kinds(), 0)
     for chunk in range(chunks):
         start = chunk * spec.chunk
-        batch = _Batch(
-            (seed, _name_key(name), chunk), chunk, chunks, start, min(spec.chunk, total - start)
-        )
-        batch.latent = spec.draw(batch, ctx, contract)
+        size = min(spec.chunk, total - start)
+        batch = _Batch((run.seed, _name_key(name), chunk), chunk, chunks, start, size)
+        batch.latent = spec.draw(batch, run.ctx, contract)
         cols = _columns(batch, contract, spec.values)
-        plan = _inject(batch, cols, roles, rate)
+        plan = _inject(batch, cols, roles, run.rate)
         if spec.collect:
-            spec.collect(batch, cols, ~plan.touched(batch.n), ctx)
+            spec.collect(batch, cols, ~plan.touched(batch.n), run.ctx)
         writer.write([cols[item.name] for item in contract.items])
         for kind, picked in plan.rows.items():
             counts[kind] += len(picked)
-        if progress:
-            progress(name, start + batch.n, total)
+        run.advance(name, start + batch.n, total)
     writer.close()
     return DatasetSample(files=(f"{name}/{spec.file}",), rows=total, defects=counts)
 
@@ -1538,7 +1561,7 @@ GEOGRAPHY_HALF_SIZE = {"province": 1.0, "city": 0.15, "county": 0.025}
 """Half the side, in degrees, of the square standing in for a division's boundary."""
 
 
-def _write_geography(contract: Contract, out_dir: Path, progress: Progress | None) -> DatasetSample:
+def _write_geography(contract: Contract, run: _Run) -> DatasetSample:
     """Every division of the home province; geography is the reference table, so it gets no
     defects."""
     divisions = sorted(
@@ -1563,13 +1586,21 @@ def _write_geography(contract: Contract, out_dir: Path, progress: Progress | Non
             half = GEOGRAPHY_HALF_SIZE.get(region.level, 0.025)
             geometry = _square(region.longitude, region.latitude, half)
         features.append({"type": "Feature", "properties": properties, "geometry": geometry})
-    (out_dir / "geography").mkdir(parents=True, exist_ok=True)
+    (run.out_dir / "geography").mkdir(parents=True, exist_ok=True)
     body = ",\n".join(json.dumps(f, ensure_ascii=False) for f in features)
     text = f'{{"type": "FeatureCollection", "features": [\n{body}\n]}}\n'
-    (out_dir / "geography" / GEOGRAPHY_FILE).write_text(text, encoding="utf-8")
-    if progress:
-        progress("geography", len(features), len(features))
+    (run.out_dir / "geography" / GEOGRAPHY_FILE).write_text(text, encoding="utf-8")
+    run.advance("geography", len(features), len(features))
     return DatasetSample(files=(f"geography/{GEOGRAPHY_FILE}",), rows=len(features), defects={})
+
+
+def _needed(datasets: Iterable[str] | None) -> tuple[set[str], set[str]]:
+    """The datasets to write, and those to generate (adding the ones they refer to)."""
+    wanted = set(DATASETS if datasets is None else datasets)
+    unknown = wanted - set(DATASETS)
+    if unknown:
+        raise ValueError(f"unknown datasets {sorted(unknown)}; choose from {', '.join(DATASETS)}")
+    return wanted, wanted | {ref for name in wanted for ref in REFERS_TO.get(name, ())}
 
 
 def generate(
@@ -1578,15 +1609,19 @@ def generate(
     seed: int = 0,
     defect_rate: float = 0.02,
     progress: Progress | None = None,
+    *,
+    datasets: Iterable[str] | None = None,
 ) -> SampleReport:
-    """Write synthetic drops of the five base datasets into ``out_dir/<dataset>/`` plus
+    """Write synthetic drops of the base datasets into ``out_dir/<dataset>/`` plus
     ``out_dir/manifest.json``; same arguments, same bytes.
 
     ``rows`` population rows; legal persons and licences ``max(rows // 10, 50)``, credit
     records ``max(rows // 20, 30)``; geography all divisions of Zhejiang. Each applicable
     defect kind hits ``round(defect_rate * n)`` rows of a dataset of ``n`` rows (``lower_x``
     fewer if too few numbers end in X); a row carries at most one defect.
-    ``progress(dataset, done, total)`` is called after every chunk.
+    ``progress(dataset, done, total)`` is called after every chunk. ``datasets`` limits what
+    is written (default: all five); datasets they refer to are still generated, unwritten,
+    so every file is the same as in a full run.
     """
     if rows < 1:
         raise ValueError("rows must be at least 1")
@@ -1594,17 +1629,18 @@ def generate(
         raise ValueError(f"defect_rate must lie in [0, {MAX_DEFECT_RATE:.2f}]")
     if math.ceil(rows / POPULATION_CHUNK) > SEQUENCE_SLOTS:
         raise ValueError(f"at most {SEQUENCE_SLOTS * POPULATION_CHUNK} population rows")
+    wanted, needed = _needed(datasets)
     contracts = load_contracts(Settings().schemas_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ctx = _Context()
-    params = (rows, seed, defect_rate)
+    run = _Run(out_dir, rows, seed, defect_rate, progress)
     samples: dict[str, DatasetSample] = {}
-    for name in DATASETS:
+    for name in (n for n in DATASETS if n in needed):
         if name == "geography":
-            samples[name] = _write_geography(contracts[name], out_dir, progress)
+            samples[name] = _write_geography(contracts[name], run)
         else:
-            samples[name] = _write_table(name, contracts[name], ctx, out_dir, params, progress)
-    report = SampleReport(seed=seed, rows=rows, defect_rate=defect_rate, datasets=samples)
+            samples[name] = _write_table(name, contracts[name], run, write=name in wanted)
+    written = {name: sample for name, sample in samples.items() if name in wanted}
+    report = SampleReport(seed=seed, rows=rows, defect_rate=defect_rate, datasets=written)
     manifest = json.dumps(report.to_dict(), ensure_ascii=False, indent=2, sort_keys=True)
     (out_dir / "manifest.json").write_text(manifest + "\n", encoding="utf-8")
     return report

@@ -13,7 +13,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 class Settings(BaseSettings):
     """Platform settings. Every field is documented in docs/configuration.md (a test checks)."""
 
-    model_config = SettingsConfigDict(env_prefix="GOVSHARE_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="GOVSHARE_", env_file=".env", extra="ignore", use_attribute_docstrings=True
+    )
 
     home: Path = REPO_ROOT / "runtime"
     """Runtime folder: lake, staging, landing, archive, rejected, Dagster storage."""

@@ -8,6 +8,7 @@ the API never does.
 from __future__ import annotations
 
 import hashlib
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from catalog.readers import (
     open_source,
 )
 from catalog.regions import regions
-from catalog.rules import OCCURRENCE_COLUMN, REGIONS_TABLE, quote_ident, sql_literal
+from catalog.rules import REGIONS_TABLE, SUPERSEDED_TABLE, quote_ident, sql_literal
 from catalog.settings import Settings
 
 STAGING_TABLE = "staging"
@@ -73,6 +74,8 @@ def open_staging(settings: Settings, dataset: str, *, read_only: bool = False):
     path = staging_path(settings, dataset)
     path.parent.mkdir(parents=True, exist_ok=True)
     con = new_connection(settings)
+    # Staging lives for one delivery: writing it uncompressed is 2.5x faster.
+    con.execute("SET force_compression = 'uncompressed'")
     con.execute(f"ATTACH {sql_literal(str(path))} AS stg {'(READ_ONLY)' if read_only else ''}")
     con.execute("USE stg")
     return con
@@ -99,24 +102,42 @@ def map_headers(
     return found, ignored
 
 
-def _select_normalised(
-    contract: Contract, mapping: dict[str, str], source: RawSource, seq: int, name: str
-) -> str:
-    columns = [f"{sql_literal(name)} AS _file", f"{seq} AS _file_seq", "_row"]
+# Row ids are unique across the files of a delivery: file sequence * this + row number.
+_RID_FILE_STRIDE = 10_000_000_000
+
+
+def _raw_table(seq: int) -> str:
+    return f"raw_{seq}"
+
+
+def _select_normalised(contract: Contract, mapping: dict[str, str], seq: int, name: str) -> str:
+    """Normalised text of one file's raw table. ``rowid`` follows insertion (= file) order,
+    so row numbers cost nothing and normalisation runs in parallel."""
+    columns = [
+        f"{sql_literal(name)} AS _file",
+        f"{seq} AS _file_seq",
+        "rowid + 1 AS _row",
+        f"{seq} * {_RID_FILE_STRIDE} + rowid + 1 AS _rid",
+    ]
     for item in contract.items:
         header = mapping.get(item.name)
         raw = quote_ident(header) if header is not None else "CAST(NULL AS VARCHAR)"
         columns.append(f"{normalise_sql(item, raw)} AS {quote_ident(item.name)}")
-    return f"SELECT {', '.join(columns)} FROM ({source.sql})"
+    return f"SELECT {', '.join(columns)} FROM {_raw_table(seq)}"
 
 
-def _occurrence_sql(contract: Contract) -> str:
-    """1 for the latest delivered row of each key, 2.. for the earlier ones it replaces."""
+def _write_superseded(con: duckdb.DuckDBPyConnection, contract: Contract) -> None:
+    """Rows whose key comes again later in the delivery; the window runs only over the
+    (few) repeated keys, not the whole delivery."""
     keys = ", ".join(quote_ident(k) for k in contract.key)
-    any_null = " OR ".join(f"{quote_ident(k)} IS NULL" for k in contract.key)
-    return (
-        f"CASE WHEN {any_null} THEN 1 ELSE row_number() OVER "
-        f"(PARTITION BY {keys} ORDER BY _file_seq DESC, _row DESC) END AS {OCCURRENCE_COLUMN}"
+    present = " AND ".join(f"{quote_ident(k)} IS NOT NULL" for k in contract.key)
+    con.execute(
+        f"CREATE OR REPLACE TABLE {SUPERSEDED_TABLE} AS SELECT _rid FROM ("
+        f"  SELECT _rid, row_number() OVER (PARTITION BY {keys} ORDER BY _rid DESC) AS n"
+        f"  FROM {STAGING_TABLE} SEMI JOIN ("
+        f"    SELECT {keys} FROM {STAGING_TABLE} WHERE {present} GROUP BY ALL HAVING count(*) > 1"
+        f"  ) USING ({keys})"
+        f") WHERE n > 1"
     )
 
 
@@ -130,24 +151,23 @@ def stage(contract: Contract, files: list[Path], settings: Settings) -> StageRep
     if not files:
         raise ValueError("no files to stage")
     described = [describe_file(p) for p in files]
+    scratch = settings.folder("staging") / f"{contract.dataset}.scratch"
     con = open_staging(settings, contract.dataset)
     try:
         selects: list[str] = []
         ignored: dict[str, list[str]] = {}
         for seq, path in enumerate(files):
-            source = open_source(con, path, contract.source.geometry_field)
+            source = open_source(con, path, scratch, contract.source.geometry_field)
             mapping, unclaimed = map_headers(contract, path, source)
             if unclaimed:
                 ignored[path.name] = unclaimed
-            selects.append(_select_normalised(contract, mapping, source, seq, path.name))
-        union = " UNION ALL ".join(selects)
-        try:
-            con.execute(
-                f"CREATE OR REPLACE TABLE {STAGING_TABLE} AS "
-                f"SELECT *, {_occurrence_sql(contract)} FROM ({union})"
-            )
-        except duckdb.Error as exc:
-            raise _as_ingest_error(exc, files) from exc
+            try:
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {_raw_table(seq)} AS {source.sql}")
+            except duckdb.Error as exc:
+                raise _as_ingest_error(exc, [path]) from exc
+            selects.append(_select_normalised(contract, mapping, seq, path.name))
+        con.execute(f"CREATE OR REPLACE TABLE {STAGING_TABLE} AS {' UNION ALL '.join(selects)}")
+        _write_superseded(con, contract)
         counts = dict(
             con.execute(f"SELECT _file_seq, count(*) FROM {STAGING_TABLE} GROUP BY ALL").fetchall()
         )
@@ -157,6 +177,7 @@ def stage(contract: Contract, files: list[Path], settings: Settings) -> StageRep
         _write_reference_tables(con)
     finally:
         con.close()
+        shutil.rmtree(scratch, ignore_errors=True)
     with_rows = [
         SourceFile(**{**f.as_dict(), "rows": counts.get(i, 0)}) for i, f in enumerate(described)
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import random
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -31,8 +32,9 @@ def lake(settings: Settings) -> Lake:
 
 
 def make_ric(region: str, birth: str, seq: int, male: bool) -> str:
-    """A valid resident identity number (stdnum computes the check char over 18 chars)."""
-    sex_digit = (seq % 5) * 2 + (1 if male else 0)
+    """A valid resident identity number (stdnum computes the check char over 18 chars).
+    ``seq`` 0..499 gives distinct numbers for one region, birth date and sex."""
+    sex_digit = (seq // 100 % 5) * 2 + (1 if male else 0)
     body = f"{region}{birth}{seq % 100:02d}{sex_digit}"
     return body + ric.calc_check_digit(body + "0")
 
@@ -41,12 +43,14 @@ def population_rows(n: int, seed: int = 1) -> list[dict[str, str]]:
     """Valid population rows keyed by data item name."""
     rng = random.Random(seed)
     rows = []
+    first_day = date(1940, 1, 1) + timedelta(days=rng.randint(0, 20000))
     for i in range(n):
         male = rng.random() < 0.5
-        birth = f"{rng.randint(1940, 2015)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}"
+        # 500 people a day keeps every identity number distinct.
+        birth = (first_day + timedelta(days=i // 500 * 3)).strftime("%Y%m%d")
         rows.append(
             {
-                "id_number": make_ric("330106", birth, i, male),
+                "id_number": make_ric("330106", birth, i % 500, male),
                 "name": rng.choice("张王李赵刘陈杨黄") + rng.choice("伟芳娜敏静丽强磊"),
                 "sex": "男" if male else "女",
                 "birth_date": f"{birth[:4]}-{birth[4:6]}-{birth[6:]}",

@@ -16,7 +16,8 @@ import pyarrow as pa
 import pytest
 from stdnum.cn import ric, uscc
 
-from catalog.expectations import ExpectationRunError, Rule, RuleOutcome, run_suite
+from catalog.expectations import ExpectationRunError, RuleOutcome, run_suite
+from catalog.rules import Rule
 
 ROWS = 10_000
 REGIONS = [f"{110100 + i}" for i in range(40)]
@@ -54,7 +55,8 @@ SEX_FROM_ID = (
 
 
 def rule(name, kind, field, failing_sql, columns=None, **params) -> Rule:
-    return Rule(name, kind, field, columns or ((field,) if field else ()), failing_sql, params)
+    cols = columns or ((field,) if field else ())
+    return Rule(name, kind, field, cols, failing_sql, description=name, params=params)
 
 
 # failing_sql in the rule compiler's style; for the native kinds it is the SQL equivalent of

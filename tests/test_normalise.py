@@ -27,6 +27,8 @@ def _normalise(contract, item_name: str, raw: str | None) -> str | None:
         ("birth_date", "1990.01.01", "1990-01-01"),
         ("birth_date", "２０２４－０３－０１", "2024-03-01"),
         ("birth_date", "not a date", "not a date"),
+        ("birth_date", "45352", "2024-03-01"),  # an Excel date cell
+        ("updated_at", "45352.5", "2024-03-01 12:00:00"),
         ("updated_at", "2024/3/1 8:05:09", "2024-03-01 08:05:09"),
         ("updated_at", "2024-03-01T08:05:09", "2024-03-01 08:05:09"),
         ("updated_at", "20240301", "2024-03-01 00:00:00"),

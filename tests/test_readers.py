@@ -13,8 +13,8 @@ from tests.conftest import population_rows, write_delivery
 
 
 def _rows_of(con, path, geometry=None):
-    source = open_source(con, path, geometry)
-    return source.headers, con.execute(f"SELECT * FROM ({source.sql}) ORDER BY _row").fetchall()
+    source = open_source(con, path, path.parent / "scratch", geometry)
+    return source.headers, con.execute(source.sql).fetchall()
 
 
 @pytest.fixture
@@ -33,8 +33,7 @@ def test_csv_in_every_encoding_reads_the_same(tmp_path, con, contracts, encoding
     path = write_delivery(population, population_rows(5), tmp_path / "p.csv", encoding)
     headers, rows = _rows_of(con, path)
     assert headers[0].lstrip("\ufeff") == "公民身份号码"
-    assert [r[-1] for r in rows] == [1, 2, 3, 4, 5]
-    assert rows[0][1] == population_rows(5)[0]["name"]
+    assert [r[1] for r in rows] == [r["name"] for r in population_rows(5)]  # file order
     expected = "utf-8" if encoding.startswith("utf") else "gb18030"
     assert detect_encoding(path) == expected
 

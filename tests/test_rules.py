@@ -79,10 +79,13 @@ def _staged(contract, rows):
 
     con = duckdb.connect()
     cols = ", ".join(f'"{i.name}" VARCHAR' for i in contract.items)
-    con.execute(f"CREATE TABLE staging (_file_seq INT, _row BIGINT, {cols}, _occurrence BIGINT)")
+    con.execute(f"CREATE TABLE staging (_rid BIGINT, _row BIGINT, {cols})")
+    con.execute("CREATE TABLE ref_superseded (_rid BIGINT)")
     for n, row in enumerate(rows, start=1):
-        values = [0, n, *[row.get(i.name) for i in contract.items], row.get("_occurrence", 1)]
+        values = [n, n, *[row.get(i.name) for i in contract.items]]
         con.execute(f"INSERT INTO staging VALUES ({', '.join('?' * len(values))})", values)
+        if row.get("_superseded"):
+            con.execute("INSERT INTO ref_superseded VALUES (?)", [n])
     con.execute("CREATE TABLE ref_regions (code VARCHAR)")
     con.executemany("INSERT INTO ref_regions VALUES (?)", [(c,) for c in region_codes()])
     return con
@@ -120,7 +123,7 @@ DEFECTS = {
     "bad phone": (lambda r: r.update(phone="12345"), "phone.phone"),
     "bad date": (lambda r: r.update(updated_at="yesterday"), "updated_at.type"),
     "too early": (lambda r: r.update(birth_date="1850-01-01"), "birth_date.min"),
-    "duplicate": (lambda r: r.update(_occurrence=2), "key.unique"),
+    "duplicate": (lambda r: r.update(_superseded=True), "key.unique"),
 }  # fmt: skip
 
 
