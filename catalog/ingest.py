@@ -116,6 +116,18 @@ def finish_run(
     return outcome
 
 
+def skip_if_unchanged(
+    lake: Lake, contract: Contract, outcome: IngestOutcome, paths: list[Path], handover: Handover
+) -> bool:
+    """File away a delivery whose files were all published before; True if it was one."""
+    if not already_published(lake, contract, outcome.files):
+        return False
+    outcome.status = "unchanged"
+    outcome.message = "identical to files already published; nothing new"
+    finish_run(lake, outcome, paths, handover)
+    return True
+
+
 def rejection_message(quality: QualitySummary) -> str:
     worst = sorted(quality.rules.items(), key=lambda kv: -kv[1])[:3]
     rules = ", ".join(f"{name}: {count}" for name, count in worst if count)
@@ -144,10 +156,8 @@ def run_ingest(
         if len(files) < len(paths):
             missing = next(p for p in paths if not p.exists())
             raise IngestError(missing, "file not found")
-        if already_published(lake, contract, files):
-            outcome.status = "unchanged"
-            outcome.message = "identical to files already published; nothing new"
-            return finish_run(lake, outcome, paths, handover)
+        if skip_if_unchanged(lake, contract, outcome, paths, handover):
+            return outcome
         step("stage")
         report: StageReport = stage(contract, paths, lake.settings)
         outcome.files, outcome.rows_read = report.files, report.rows_read

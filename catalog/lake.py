@@ -202,11 +202,3 @@ class Lake:
             if self._root is not None:
                 self._root.close()
                 self._root = None
-
-    def table_exists(self, con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-        row = con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND schema_name = ? "
-            "AND table_name = ?",
-            [LAKE, schema, table],
-        ).fetchone()
-        return bool(row and row[0])

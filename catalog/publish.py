@@ -80,9 +80,7 @@ def _quarantine(
     return int(con.execute(f"SELECT count(*) FROM stg.{VERDICTS_TABLE}").fetchone()[0])
 
 
-def _upsert(
-    con: duckdb.DuckDBPyConnection, contract: Contract, run_id: str, rows_passed: int
-) -> int:
+def _upsert(con: duckdb.DuckDBPyConnection, contract: Contract, run_id: str) -> None:
     """Replace rows with the same key, then insert the passing rows, typed."""
     table = published_table(contract.dataset)
     passing = f"stg.{STAGING_TABLE} s ANTI JOIN stg.{VERDICTS_TABLE} v USING (_rid)"
@@ -104,7 +102,17 @@ def _upsert(
     con.execute(
         f"INSERT INTO {table} SELECT {typed}, s._file, s._row, {sql_literal(run_id)} FROM {passing}"
     )
-    return rows_passed
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What one publish works on: the staged, validated delivery of a dataset."""
+
+    contract: Contract
+    quality: QualitySummary
+    sources: list[SourceFile]
+    run_id: str
+    at: datetime
 
 
 def publish(
@@ -115,55 +123,43 @@ def publish(
     run_id: str,
 ) -> PublishResult:
     """Quarantine failing rows and, if the delivery passes its threshold, publish a version."""
-    now = datetime.now(UTC)
+    delivery = Delivery(contract, quality, sources, run_id, datetime.now(UTC))
     with lake.writer() as con:
         _ensure_tables(con, contract)
         staging = sql_literal(str(staging_path(lake.settings, contract.dataset)))
         con.execute(f"ATTACH {staging} AS stg (READ_ONLY)")
         try:
-            return _publish_attached(con, contract, quality, sources, run_id, now)
+            return _publish_attached(con, delivery)
         finally:
             con.execute("DETACH stg")
 
 
-def _new_version(
-    con: duckdb.DuckDBPyConnection,
-    contract: Contract,
-    quality: QualitySummary,
-    sources: list[SourceFile],
-    run_id: str,
-    now: datetime,
-) -> Version:
-    table = published_table(contract.dataset)
+def _new_version(con: duckdb.DuckDBPyConnection, delivery: Delivery) -> Version:
+    dataset = delivery.contract.dataset
+    table = published_table(dataset)
     return Version(
-        dataset=contract.dataset,
-        version=next_version_number(con, contract.dataset),
+        dataset=dataset,
+        version=next_version_number(con, dataset),
         snapshot_id=next_snapshot_id(con),
         row_count=int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]),
-        schema_hash=schema_hash(contract),
-        quality=quality.as_dict(),
-        source_files=[s.as_dict() for s in sources],
-        run_id=run_id,
-        published_at=now,
+        schema_hash=schema_hash(delivery.contract),
+        quality=delivery.quality.as_dict(),
+        source_files=[s.as_dict() for s in delivery.sources],
+        run_id=delivery.run_id,
+        published_at=delivery.at,
     )
 
 
-def _publish_attached(
-    con: duckdb.DuckDBPyConnection,
-    contract: Contract,
-    quality: QualitySummary,
-    sources: list[SourceFile],
-    run_id: str,
-    now: datetime,
-) -> PublishResult:
+def _publish_attached(con: duckdb.DuckDBPyConnection, delivery: Delivery) -> PublishResult:
+    contract, quality = delivery.contract, delivery.quality
     con.execute("BEGIN")
     try:
-        quarantined = _quarantine(con, contract, run_id, now)
+        quarantined = _quarantine(con, contract, delivery.run_id, delivery.at)
         if not quality.publishable:
             con.execute("COMMIT")
             return PublishResult("rejected", None, 0, quarantined)
-        published = _upsert(con, contract, run_id, quality.rows_read - quality.rows_failed)
-        version = _new_version(con, contract, quality, sources, run_id, now)
+        _upsert(con, contract, delivery.run_id)
+        version = _new_version(con, delivery)
         insert_version(con, version)
         message = f"publish {contract.dataset} v{version.version}"
         info = json.dumps({"dataset": contract.dataset, "version": version.version})
@@ -175,6 +171,7 @@ def _publish_attached(
         con.execute("ROLLBACK")
         raise
     _check_snapshot(con, version)
+    published = quality.rows_read - quality.rows_failed
     return PublishResult("published", version, published, quarantined)
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -179,10 +182,29 @@ def _ingest_samples_with_dagster(settings: Settings, contracts: dict) -> None:
 
 
 def _start(command: list[str], settings: Settings) -> subprocess.Popen:
+    """Start a server in its own process group, so stopping it stops its children too."""
     from pipelines.instance import prepare_dagster_home
 
     prepare_dagster_home(settings)
-    return subprocess.Popen(command, cwd=REPO_ROOT)
+    return subprocess.Popen(command, cwd=REPO_ROOT, start_new_session=True)
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop(process: subprocess.Popen, grace_seconds: float = 20) -> None:
+    """SIGINT to the whole group (what Ctrl-C in a terminal does), SIGKILL if it lingers."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGINT)
+    try:
+        process.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 @app.command()
@@ -209,6 +231,10 @@ def serve(
         )  # fmt: skip
         console.print(f"Dagster UI: http://{settings.api_host}:{settings.dagster_port}")
     console.print("Press Ctrl-C to stop.")
+    # Stop cleanly on Ctrl-C and on SIGTERM (service managers), even where the shell that
+    # started us set SIGINT to be ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupt)
     try:
         while all(p.poll() is None for p in processes):
             time.sleep(0.5)
@@ -216,9 +242,7 @@ def serve(
         pass
     finally:
         for p in processes:
-            p.terminate()
-        for p in processes:
-            p.wait(timeout=30)
+            _stop(p)
 
 
 @app.command()

@@ -6,15 +6,16 @@ lake write runs in the ``lake`` concurrency pool (limit 1, see dagster.yaml).
 
 import json
 from pathlib import Path
+from typing import NoReturn
 
 import dagster as dg
 
 from catalog.contracts import Contract
 from catalog.ingest import (
     IngestOutcome,
-    already_published,
     finish_run,
     rejection_message,
+    skip_if_unchanged,
     validate_staged,
 )
 from catalog.publish import publish
@@ -52,7 +53,7 @@ def _delivery_manifest(platform: PlatformResource, dataset: str) -> Path:
     return platform.settings.folder("staging") / f"{dataset}.delivery.json"
 
 
-def _fail_run(platform: PlatformResource, outcome: IngestOutcome, paths: list[Path]) -> None:
+def _fail_run(platform: PlatformResource, outcome: IngestOutcome, paths: list[Path]) -> NoReturn:
     finish_run(platform.lake, outcome, paths, handover="move")
     raise dg.Failure(description=outcome.message, metadata={"run_id": outcome.run_id})
 
@@ -76,10 +77,7 @@ def build_staging_asset(contract: Contract) -> dg.AssetsDefinition:
         run_id = context.run.run_id[:12]
         files = [describe_file(p) for p in paths if p.exists()]
         outcome = IngestOutcome(run_id, dataset, "failed", files)
-        if already_published(platform.lake, contract, files):
-            outcome.status = "unchanged"
-            outcome.message = "identical to files already published; nothing new"
-            finish_run(platform.lake, outcome, paths, handover="move")
+        if skip_if_unchanged(platform.lake, contract, outcome, paths, handover="move"):
             context.log.info(outcome.message)
             return
         try:

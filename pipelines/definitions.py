@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from catalog.contracts import Contract, load_contracts
 from catalog.settings import Settings
@@ -19,7 +18,7 @@ from pipelines.resources import PlatformResource
 from pipelines.sensors import build_landing_sensor
 
 
-def ingest_job(contract: Contract) -> UnresolvedAssetJobDefinition:
+def ingest_job(contract: Contract):  # an unresolved asset job (its class is not public)
     dataset = contract.dataset
     keys = [staging_key(dataset), published_key(dataset), quarantine_key(dataset)]
     return dg.define_asset_job(
@@ -33,14 +32,14 @@ def ingest_job(contract: Contract) -> UnresolvedAssetJobDefinition:
 def build_definitions(contracts: dict[str, Contract], home: str | None = None) -> dg.Definitions:
     assets: list[dg.AssetsDefinition] = []
     checks: list[dg.AssetChecksDefinition] = []
-    jobs: list[UnresolvedAssetJobDefinition] = []
+    jobs = []
     sensors: list[dg.SensorDefinition] = []
     for contract in contracts.values():
         assets += [build_staging_asset(contract), build_publish_asset(contract)]
         checks.append(build_quality_checks(contract))
         job = ingest_job(contract)
         jobs.append(job)
-        sensors.append(build_landing_sensor(contract, job))
+        sensors.append(build_landing_sensor(contract, job.name))
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,

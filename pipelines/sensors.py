@@ -1,9 +1,9 @@
 """Landing-folder sensors: a file dropped by a department starts that dataset's ingest."""
 
 import time
+from pathlib import Path
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from catalog.contracts import Contract
 from catalog.readers import FORMAT_OF_SUFFIX
@@ -15,21 +15,19 @@ from pipelines.resources import PlatformResource
 SETTLE_SECONDS = 2.0
 
 
-def _settled(paths: list, now: float) -> list:
+def _settled(paths: list[Path], now: float) -> list[Path]:
     return [p for p in paths if now - p.stat().st_mtime >= SETTLE_SECONDS]
 
 
-def build_landing_sensor(
-    contract: Contract, job: UnresolvedAssetJobDefinition
-) -> dg.SensorDefinition:
+def build_landing_sensor(contract: Contract, job_name: str) -> dg.SensorDefinition:
     dataset = contract.dataset
 
     @dg.sensor(
         name=f"landing_{dataset}",
-        job=job,
+        job_name=job_name,
         minimum_interval_seconds=5,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description=f"Starts {job.name} when files arrive in landing/{dataset}/.",
+        description=f"Starts {job_name} when files arrive in landing/{dataset}/.",
     )
     def _sensor(context: dg.SensorEvaluationContext, platform: PlatformResource):
         files = [

@@ -35,6 +35,14 @@ def big_delivery(tmp_path_factory, contracts) -> Path:
     return write_delivery(contracts["population"], rows, tmp_path_factory.mktemp("big") / "big.csv")
 
 
+def _publish_first_version(settings, population, tmp_path) -> None:
+    """Version 1: 50 rows, published in this process before the second process starts."""
+    small = write_delivery(population, population_rows(50), tmp_path / "v1.csv")
+    lake = Lake(settings)
+    assert run_ingest(population, [small], lake).status == "published"
+    lake.close()
+
+
 def _python(code: str, home: Path, *args: str) -> subprocess.Popen:
     """Run code in a second process on the same runtime folder; its log goes to a file."""
     log = (home.parent / "subprocess.log").open("ab")
@@ -64,10 +72,7 @@ def test_api_keeps_answering_while_a_dagster_run_writes(
     tmp_path, settings, contracts, big_delivery
 ):
     population = contracts["population"]
-    small = write_delivery(population, population_rows(50), tmp_path / "v1.csv")
-    lake = Lake(settings)
-    assert run_ingest(population, [small], lake).status == "published"
-    lake.close()
+    _publish_first_version(settings, population, tmp_path)
     landing = settings.folder("landing", "population")
     landing.mkdir(parents=True)
     delivery = landing / "big.csv"
@@ -123,10 +128,7 @@ def test_kill_9_mid_publish_leaves_the_previous_version_intact(
     tmp_path, settings, contracts, big_delivery
 ):
     population = contracts["population"]
-    small = write_delivery(population, population_rows(50), tmp_path / "v1.csv")
-    lake = Lake(settings)
-    assert run_ingest(population, [small], lake).status == "published"
-    lake.close()
+    _publish_first_version(settings, population, tmp_path)
     marker = tmp_path / "marker"
     victim = _python(KILLABLE_INGEST, settings.home, str(big_delivery), str(marker))
     deadline = time.time() + 120
