@@ -159,7 +159,7 @@ def run_ingest(
         if skip_if_unchanged(lake, contract, outcome, paths, handover):
             return outcome
         step("stage")
-        report: StageReport = stage(contract, paths, lake.settings)
+        report: StageReport = stage(contract, paths, lake.settings, files)
         outcome.files, outcome.rows_read = report.files, report.rows_read
         step("validate")
         quality = validate_staged(contract, lake.settings)

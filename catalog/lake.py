@@ -99,13 +99,9 @@ def new_connection(
 def load_extension(
     con: duckdb.DuckDBPyConnection, name: str, settings: Settings | None = None
 ) -> None:
-    """Load an extension from its package (signature-checked by DuckDB) unless loaded;
-    readers load theirs (``excel``) only when a file needs it."""
-    loaded = con.execute(
-        "SELECT loaded FROM duckdb_extensions() WHERE extension_name = ?", [name]
-    ).fetchone()
-    if not (loaded and loaded[0]):
-        con.execute(f"LOAD '{_loadable(name, settings)}'")
+    """Load an extension from its package (DuckDB checks its signature). Loading one that
+    is already loaded is a no-op, so readers simply load theirs (``excel``) when needed."""
+    con.execute(f"LOAD '{_loadable(name, settings)}'")
 
 
 class Lake:
@@ -158,6 +154,12 @@ class Lake:
             return self._root
 
     def _create_meta(self, con: duckdb.DuckDBPyConnection) -> None:
+        present = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND schema_name = ?",
+            [LAKE, META_SCHEMA],
+        ).fetchone()[0]
+        if present == len(META_TABLES):  # an existing lake: no catalog writes at start-up
+            return
         for schema in ("published", "quarantine", META_SCHEMA):
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {LAKE}.{schema}")
         for table, columns in META_TABLES.items():

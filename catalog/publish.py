@@ -19,7 +19,7 @@ from catalog.contracts import Contract
 from catalog.lake import LAKE, Lake
 from catalog.rules import SQL_TYPES, quote_ident, sql_literal, typed_sql
 from catalog.staging import STAGING_TABLE, SourceFile, staging_path
-from catalog.validation import VERDICTS_TABLE, QualitySummary, reasons_sql
+from catalog.validation import VERDICTS_TABLE, QualitySummary, reasons_relation
 from catalog.versions import Version, insert_version, next_snapshot_id, next_version_number
 
 LINEAGE_COLUMNS = {"_source_file": "VARCHAR", "_source_row": "BIGINT", "_run_id": "VARCHAR"}
@@ -73,8 +73,9 @@ def _quarantine(
     items = ", ".join(f"s.{quote_ident(i.name)}" for i in contract.items)
     con.execute(
         f"INSERT INTO {quarantine_table(contract.dataset)} "
-        f"SELECT {items}, s._file, s._row, v._rules, {reasons_sql(contract, 'v._rules')}, ?, ? "
-        f"FROM stg.{STAGING_TABLE} s JOIN stg.{VERDICTS_TABLE} v USING (_rid)",
+        f"SELECT {items}, s._file, s._row, v._rules, r._reasons, ?, ? "
+        f"FROM stg.{STAGING_TABLE} s JOIN stg.{VERDICTS_TABLE} v USING (_rid) "
+        f"JOIN {reasons_relation('stg')} r USING (_rid)",
         [run_id, now],
     )
     return int(con.execute(f"SELECT count(*) FROM stg.{VERDICTS_TABLE}").fetchone()[0])

@@ -12,6 +12,7 @@ import duckdb
 from catalog.contracts import Contract
 from catalog.masking import select_item_sql
 from catalog.publish import published_table
+from catalog.rules import quote_ident
 from catalog.versions import Version
 
 
@@ -27,12 +28,17 @@ def rows_json(
     limit: int,
     offset: int,
 ) -> str:
-    """A JSON array of one page of rows, ordered by key, sensitive items masked."""
+    """A JSON array of one page of rows, ordered by key, sensitive items masked.
+
+    The page is chosen first and masked after: masking every row before the top-N sort
+    made a page of 1,000 out of 1M rows take twice as long."""
     columns = ", ".join(select_item_sql(item) for item in contract.items)
-    order = ", ".join(f'"{k}"' for k in contract.key)
+    order = ", ".join(quote_ident(k) for k in contract.key)
     row = con.execute(
         f"SELECT coalesce(to_json(list(t)), '[]') FROM ("
-        f"  SELECT {columns} FROM {version_relation(version)} ORDER BY {order} LIMIT ? OFFSET ?"
+        f"  SELECT {columns} FROM ("
+        f"    SELECT * FROM {version_relation(version)} ORDER BY {order} LIMIT ? OFFSET ?"
+        f"  ) ORDER BY {order}"
         f") t",
         [limit, offset],
     ).fetchone()

@@ -142,15 +142,22 @@ def _write_superseded(con: duckdb.DuckDBPyConnection, contract: Contract) -> Non
 
 
 def _write_reference_tables(con: duckdb.DuckDBPyConnection) -> None:
-    codes = pa.table({"code": sorted(regions())})  # noqa: F841 (read by name below)
-    con.execute(f"CREATE OR REPLACE TABLE {REGIONS_TABLE} AS SELECT code FROM codes")
+    con.register("region_codes", pa.table({"code": sorted(regions())}))
+    con.execute(f"CREATE OR REPLACE TABLE {REGIONS_TABLE} AS SELECT code FROM region_codes")
+    con.unregister("region_codes")
 
 
-def stage(contract: Contract, files: list[Path], settings: Settings) -> StageReport:
-    """Read and normalise a delivery of one or more files into the dataset's staging table."""
+def stage(
+    contract: Contract,
+    files: list[Path],
+    settings: Settings,
+    described: list[SourceFile] | None = None,
+) -> StageReport:
+    """Read and normalise a delivery of one or more files into the dataset's staging table.
+    ``described``: the files' checksums if the caller has them already (hashing is a pass)."""
     if not files:
         raise ValueError("no files to stage")
-    described = [describe_file(p) for p in files]
+    described = described or [describe_file(p) for p in files]
     scratch = settings.folder("staging") / f"{contract.dataset}.scratch"
     con = open_staging(settings, contract.dataset)
     try:

@@ -10,12 +10,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import duckdb
+import pyarrow as pa
 
 from catalog.contracts import Contract
 from catalog.rules import Rule, compile_rules, sql_literal
 from catalog.staging import STAGING_TABLE
 
 VERDICTS_TABLE = "verdicts"
+RULES_TABLE = "ref_rules"
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ def _verdict_sql(rules: list[Rule]) -> str:
 def evaluate(con: duckdb.DuckDBPyConnection, contract: Contract) -> QualitySummary:
     """Write the verdicts table (failing rows only) next to staging and summarise it."""
     rules = compile_rules(contract)
+    _write_rules_table(con, rules)
     # Most rows pass: a plain OR filter first, the list of rule names only for the rest.
     any_failure = " OR ".join(f"coalesce(({rule.failing_sql}), false)" for rule in rules)
     con.execute(
@@ -67,10 +70,22 @@ def evaluate(con: duckdb.DuckDBPyConnection, contract: Contract) -> QualitySumma
     )
 
 
-def reasons_sql(contract: Contract, rules_column: str) -> str:
-    """SQL turning a list of rule names into the human reasons, joined by '; '."""
-    pairs = ", ".join(
-        f"{sql_literal(rule.name)}: {sql_literal(rule.description)}"
-        for rule in compile_rules(contract)
+def _write_rules_table(con: duckdb.DuckDBPyConnection, rules: list[Rule]) -> None:
+    """Rule names and their human descriptions, for the reasons of quarantined rows."""
+    table = pa.table(
+        {"rule": [r.name for r in rules], "description": [r.description for r in rules]}
     )
-    return f"array_to_string(list_transform({rules_column}, r -> MAP {{{pairs}}}[r]), '; ')"
+    con.register("compiled_rules", table)
+    con.execute(f"CREATE OR REPLACE TABLE {RULES_TABLE} AS SELECT * FROM compiled_rules")
+    con.unregister("compiled_rules")
+
+
+def reasons_relation(schema: str) -> str:
+    """A relation of (_rid, _reasons): each failing row's rule descriptions joined by '; ',
+    in rule order. A join with the small rules table; a MAP literal per row was 80x slower."""
+    return (
+        f"(SELECT _rid, string_agg(description, '; ' ORDER BY ordinal) AS _reasons FROM ("
+        f"  SELECT _rid, unnest(_rules) AS rule, generate_subscripts(_rules, 1) AS ordinal"
+        f"  FROM {schema}.{VERDICTS_TABLE}"
+        f") JOIN {schema}.{RULES_TABLE} USING (rule) GROUP BY _rid)"
+    )

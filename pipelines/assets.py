@@ -81,7 +81,7 @@ def build_staging_asset(contract: Contract) -> dg.AssetsDefinition:
             context.log.info(outcome.message)
             return
         try:
-            report = stage(contract, paths, platform.settings)
+            report = stage(contract, paths, platform.settings, files)
         except IngestError as exc:
             outcome.message = str(exc)
             _fail_run(platform, outcome, paths)
