@@ -142,6 +142,8 @@ class Lake:
         con.execute(
             f"ATTACH 'ducklake:{self.settings.lake_catalog_uri}' AS {LAKE} ({', '.join(options)})"
         )
+        # Readers order what they return (by key); bulk writes need not keep input order.
+        con.execute("SET preserve_insertion_order = false")
         return con
 
     def _connection(self) -> duckdb.DuckDBPyConnection:
