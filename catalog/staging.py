@@ -76,8 +76,7 @@ def open_staging(settings: Settings, dataset: str, *, read_only: bool = False):
     con = new_connection(settings)
     # Staging lives for one delivery: writing it uncompressed is 2.5x faster.
     con.execute("SET force_compression = 'uncompressed'")
-    # Row ids are computed inside each row, so no statement relies on insertion order
-    # except loading a raw file (done with the order kept, see ``_load_raw``).
+    # Only loading a file relies on insertion order (see ``_load_file``).
     con.execute("SET preserve_insertion_order = false")
     con.execute(f"ATTACH {sql_literal(str(path))} AS stg {'(READ_ONLY)' if read_only else ''}")
     con.execute("USE stg")
@@ -105,37 +104,49 @@ def map_headers(
     return found, ignored
 
 
-# Row ids are unique across the files of a delivery: file sequence * this + row number.
-_RID_FILE_STRIDE = 10_000_000_000
+ROWS_TABLE = "staging_rows"
+FILES_TABLE = "ref_files"
 
 
-def _raw_table(seq: int) -> str:
-    return f"raw_{seq}"
-
-
-def _load_raw(con: duckdb.DuckDBPyConnection, seq: int, source: RawSource) -> None:
-    """The file's rows in file order, so ``rowid`` is the row number."""
-    con.execute("SET preserve_insertion_order = true")
-    try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {_raw_table(seq)} AS {source.sql}")
-    finally:
-        con.execute("SET preserve_insertion_order = false")
-
-
-def _select_normalised(contract: Contract, mapping: dict[str, str], seq: int, name: str) -> str:
-    """Normalised text of one file's raw table. ``rowid`` follows insertion (= file) order,
-    so row numbers cost nothing and normalisation runs in parallel."""
-    columns = [
-        f"{sql_literal(name)} AS _file",
-        f"{seq} AS _file_seq",
-        "rowid + 1 AS _row",
-        f"{seq} * {_RID_FILE_STRIDE} + rowid + 1 AS _rid",
-    ]
+def _select_normalised(
+    contract: Contract, mapping: dict[str, str], seq: int, name: str, source: RawSource
+) -> str:
+    """One file's rows, normalised while they are read."""
+    columns = [f"{sql_literal(name)} AS _file", f"{seq} AS _file_seq"]
     for item in contract.items:
         header = mapping.get(item.name)
         raw = quote_ident(header) if header is not None else "CAST(NULL AS VARCHAR)"
         columns.append(f"{normalise_sql(item, raw)} AS {quote_ident(item.name)}")
-    return f"SELECT {', '.join(columns)} FROM {_raw_table(seq)}"
+    return f"SELECT {', '.join(columns)} FROM ({source.sql})"
+
+
+def _load_file(con: duckdb.DuckDBPyConnection, seq: int, select: str) -> int:
+    """Append one file's normalised rows in file order, so the table's ``rowid`` numbers the
+    rows (DuckDB keeps insertion order in parallel inserts); returns the first rowid."""
+    first = con.execute(f"SELECT count(*) FROM {ROWS_TABLE}").fetchone()[0] if seq else 0
+    con.execute("SET preserve_insertion_order = true")
+    try:
+        if seq == 0:
+            con.execute(f"CREATE OR REPLACE TABLE {ROWS_TABLE} AS {select}")
+        else:
+            con.execute(f"INSERT INTO {ROWS_TABLE} {select}")
+    finally:
+        con.execute("SET preserve_insertion_order = false")
+    return int(first)
+
+
+def _create_staging_view(con: duckdb.DuckDBPyConnection, first_rowids: list[int]) -> None:
+    """``staging``: the rows with ``_rid`` (unique in the delivery) and ``_row`` (the data
+    row number in its file, 1 = first row under the header)."""
+    files = pa.table({"_file_seq": list(range(len(first_rowids))), "first_rowid": first_rowids})
+    con.register("file_offsets", files)
+    con.execute(f"CREATE OR REPLACE TABLE {FILES_TABLE} AS SELECT * FROM file_offsets")
+    con.unregister("file_offsets")
+    con.execute(
+        f"CREATE OR REPLACE VIEW {STAGING_TABLE} AS "
+        f"SELECT r.rowid AS _rid, r.rowid - f.first_rowid + 1 AS _row, r.* "
+        f"FROM {ROWS_TABLE} r JOIN {FILES_TABLE} f USING (_file_seq)"
+    )
 
 
 def _write_superseded(con: duckdb.DuckDBPyConnection, contract: Contract) -> None:
@@ -173,22 +184,22 @@ def stage(
     scratch = settings.folder("staging") / f"{contract.dataset}.scratch"
     con = open_staging(settings, contract.dataset)
     try:
-        selects: list[str] = []
         ignored: dict[str, list[str]] = {}
+        first_rowids: list[int] = []
         for seq, path in enumerate(files):
             source = open_source(con, path, scratch, contract.source.geometry_field)
             mapping, unclaimed = map_headers(contract, path, source)
             if unclaimed:
                 ignored[path.name] = unclaimed
+            select = _select_normalised(contract, mapping, seq, path.name, source)
             try:
-                _load_raw(con, seq, source)
+                first_rowids.append(_load_file(con, seq, select))
             except duckdb.Error as exc:
                 raise _as_ingest_error(exc, [path]) from exc
-            selects.append(_select_normalised(contract, mapping, seq, path.name))
-        con.execute(f"CREATE OR REPLACE TABLE {STAGING_TABLE} AS {' UNION ALL '.join(selects)}")
+        _create_staging_view(con, first_rowids)
         _write_superseded(con, contract)
         counts = dict(
-            con.execute(f"SELECT _file_seq, count(*) FROM {STAGING_TABLE} GROUP BY ALL").fetchall()
+            con.execute(f"SELECT _file_seq, count(*) FROM {ROWS_TABLE} GROUP BY ALL").fetchall()
         )
         empty = [files[i] for i in range(len(files)) if counts.get(i, 0) == 0]
         if empty:

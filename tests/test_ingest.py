@@ -148,3 +148,26 @@ def test_run_records_are_kept(tmp_path, lake, population):
         ).fetchone()
     assert run[:2] == ("published", 10)
     assert json.loads(run[2])[0]["name"] == "p.csv"
+
+
+def test_a_delivery_of_several_files(tmp_path, lake, population):
+    first, second = population_rows(10), population_rows(10, seed=8)
+    second[2]["region_code"] = "339999"
+    second[5] = dict(first[4], status="死亡")  # the later file corrects a row of the first
+    paths = [
+        write_delivery(population, first, tmp_path / "a.csv"),
+        write_delivery(population, second, tmp_path / "b.csv", "gbk"),
+    ]
+    outcome = run_ingest(population, paths, lake)
+    assert (outcome.rows_read, outcome.rows_published, outcome.rows_quarantined) == (20, 18, 2)
+    assert [f.rows for f in outcome.files] == [10, 10]
+    with lake.reader() as con:
+        quarantined = con.execute(
+            f"SELECT _file, _row, _rules FROM {quarantine_table('population')} ORDER BY _file"
+        ).fetchall()
+        status = con.execute(
+            f"SELECT status FROM {published_table('population')} WHERE id_number = ?",
+            [first[4]["id_number"]],
+        ).fetchone()[0]
+    assert quarantined == [("a.csv", 5, ["key.unique"]), ("b.csv", 3, ["region_code.region_code"])]
+    assert status == "死亡"
