@@ -120,3 +120,32 @@ def test_sensor_waits_for_a_file_still_being_written(defs, settings, contracts):
     platform = PlatformResource(home=str(settings.home))
     with dg.build_sensor_context(resources={"platform": platform}) as context:
         assert isinstance(sensor(context), dg.SkipReason)
+
+
+def test_the_whole_asset_graph_materialises_on_the_sample_drops(defs, settings, contracts):
+    """Every dataset's staging, checks, published and quarantine assets in one run, on the
+    committed department drops (every format: GBK and BOM CSV, xlsx, JSONL, GeoJSON)."""
+    import shutil
+
+    from catalog.settings import REPO_ROOT
+
+    for dataset in contracts:
+        landing = settings.folder("landing", dataset)
+        shutil.copytree(REPO_ROOT / "data" / dataset, landing)
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+            instance=instance, raise_on_error=False
+        )
+        assert result.success
+        checked = {
+            e.asset_check_evaluation_data.asset_key.path[-1]
+            for e in result.all_events
+            if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        }
+    assert checked == set(contracts)
+    with Lake(settings).reader() as con:
+        for dataset in contracts:
+            version = latest_version(con, dataset)
+            assert version is not None and version.version == 1, dataset
+            assert version.row_count > 0
+            assert not list(settings.folder("landing", dataset).iterdir())
