@@ -1,4 +1,4 @@
-"""Landing files → the staging table: read, map headers, normalise, number key occurrences.
+"""Landing files → the staging table: read, map headers, normalise, list superseded rows.
 
 Staging lives in a plain DuckDB file per dataset under ``<home>/staging`` (fast native
 format, shared between the pipeline's steps and processes). Only the pipeline opens it;
@@ -70,7 +70,7 @@ def staging_path(settings: Settings, dataset: str) -> Path:
     return settings.folder("staging") / f"{dataset}.duckdb"
 
 
-def open_staging(settings: Settings, dataset: str, *, read_only: bool = False):
+def open_staging(settings: Settings, dataset: str) -> duckdb.DuckDBPyConnection:
     path = staging_path(settings, dataset)
     path.parent.mkdir(parents=True, exist_ok=True)
     con = new_connection(settings)
@@ -78,7 +78,7 @@ def open_staging(settings: Settings, dataset: str, *, read_only: bool = False):
     con.execute("SET force_compression = 'uncompressed'")
     # Only loading a file relies on insertion order (see ``_load_file``).
     con.execute("SET preserve_insertion_order = false")
-    con.execute(f"ATTACH {sql_literal(str(path))} AS stg {'(READ_ONLY)' if read_only else ''}")
+    con.execute(f"ATTACH {sql_literal(str(path))} AS stg")
     con.execute("USE stg")
     return con
 
