@@ -18,7 +18,7 @@ from typing import Literal
 
 from catalog.contracts import Contract
 from catalog.lake import Lake
-from catalog.publish import publish
+from catalog.publish import PublishResult, publish
 from catalog.readers import IngestError
 from catalog.settings import Settings
 from catalog.staging import SourceFile, StageReport, describe_file, open_staging, stage
@@ -116,6 +116,24 @@ def finish_run(
     return outcome
 
 
+def apply_publish(
+    outcome: IngestOutcome, result: PublishResult, quality: QualitySummary
+) -> IngestOutcome:
+    """Record what the publish step did in the run's outcome."""
+    outcome.quality = quality
+    outcome.rows_read = quality.rows_read
+    outcome.rows_published = result.rows_published
+    outcome.rows_quarantined = result.rows_quarantined
+    outcome.version = result.version
+    outcome.status = "published" if result.version else "rejected"
+    outcome.message = (
+        f"published version {result.version.version}"
+        if result.version
+        else rejection_message(quality)
+    )
+    return outcome
+
+
 def skip_if_unchanged(
     lake: Lake, contract: Contract, outcome: IngestOutcome, paths: list[Path], handover: Handover
 ) -> bool:
@@ -160,21 +178,11 @@ def run_ingest(
             return outcome
         step("stage")
         report: StageReport = stage(contract, paths, lake.settings, files)
-        outcome.files, outcome.rows_read = report.files, report.rows_read
+        outcome.files = report.files
         step("validate")
         quality = validate_staged(contract, lake.settings)
-        outcome.quality = quality
         step("publish")
-        result = publish(lake, contract, quality, report.files, run_id)
-        outcome.rows_published = result.rows_published
-        outcome.rows_quarantined = result.rows_quarantined
-        outcome.version = result.version
-        outcome.status = "published" if result.status == "published" else "rejected"
-        outcome.message = (
-            f"published version {result.version.version}"
-            if result.version
-            else rejection_message(quality)
-        )
+        apply_publish(outcome, publish(lake, contract, quality, report.files, run_id), quality)
     except IngestError as exc:
         outcome.status = "failed"
         outcome.message = str(exc)

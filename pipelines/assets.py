@@ -13,8 +13,8 @@ import dagster as dg
 from catalog.contracts import Contract
 from catalog.ingest import (
     IngestOutcome,
+    apply_publish,
     finish_run,
-    rejection_message,
     skip_if_unchanged,
     validate_staged,
 )
@@ -125,15 +125,11 @@ def build_publish_asset(contract: Contract) -> dg.AssetsDefinition:
         paths = [Path(f.path) for f in files]
         quality = validate_staged(contract, platform.settings)
         result = publish(platform.lake, contract, quality, files, manifest["run_id"])
-        outcome = IngestOutcome(
-            manifest["run_id"], dataset, "published" if result.version else "rejected", files,
-            rows_read=quality.rows_read, rows_published=result.rows_published,
-            rows_quarantined=result.rows_quarantined, version=result.version, quality=quality,
-        )  # fmt: skip
+        outcome = apply_publish(
+            IngestOutcome(manifest["run_id"], dataset, "failed", files), result, quality
+        )
         if result.version is None:
-            outcome.message = rejection_message(quality)
             _fail_run(platform, outcome, paths)
-        outcome.message = f"published version {result.version.version}"
         finish_run(platform.lake, outcome, paths, handover="move")
         common = {"run_id": manifest["run_id"], "failure_rate": quality.failure_rate}
         yield dg.Output(
