@@ -5,14 +5,43 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 
+from api.auth import route_roles
 from api.deps import CursorDep, StateDep
 from api.models import Health
-from api.routes import catalog, datasets
+from api.routes import admin, audit, catalog, datasets, requests, verify
 from api.state import AppState
+from catalog.access import AccessDenied
+from catalog.audit import AuditUnavailable
+from catalog.identity import IdentityError
+from catalog.requests import InvalidTransition, NotFound, RequestError
 from catalog.settings import Settings
+from catalog.verification import VerificationError
 from catalog.versions import latest_versions
+
+# Domain errors of the core and the HTTP status each one means.
+_STATUS: dict[type[Exception], int] = {
+    AccessDenied: 403,
+    NotFound: 404,
+    InvalidTransition: 409,
+    RequestError: 422,
+    IdentityError: 422,
+    VerificationError: 422,
+    AuditUnavailable: 503,
+}
+
+
+def _document_roles(app: FastAPI) -> None:
+    """Write each route's roles into the OpenAPI document (``x-roles``, and the summary)."""
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            roles = route_roles(route.dependant)
+            route.openapi_extra = {"x-roles": list(roles) if roles else ["public"]}
+            if roles:
+                route.description = f"Roles: {', '.join(roles)}. " + (route.description or "")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -26,12 +55,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="govshare",
         summary="Catalog and sharing API of the municipal government information office",
-        version="0.1.0",
+        version="0.2.0",
         lifespan=lifespan,
     )
     app.state.govshare = state
-    app.include_router(catalog.router)
-    app.include_router(datasets.router)
+    for module in (catalog, datasets, verify, requests, admin, audit):
+        app.include_router(module.router)
+
+    for error, status in _STATUS.items():
+
+        def handler(_request: Request, exc: Exception, status: int = status) -> JSONResponse:
+            return JSONResponse({"detail": str(exc)}, status_code=status)
+
+        app.add_exception_handler(error, handler)
 
     @app.get("/health", response_model=Health, tags=["health"])
     def health(state: StateDep, cursor: CursorDep) -> Health:
@@ -39,4 +75,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             status="ok", datasets=len(state.contracts), published=len(latest_versions(cursor))
         )
 
+    _document_roles(app)
     return app

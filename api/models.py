@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from catalog.contracts import CatalogMeta, Contract, DataItem
+from catalog.contracts import CatalogMeta, Contract, DataItem, VerificationService
 from catalog.versions import Version
 
 
@@ -81,6 +81,7 @@ class CatalogEntry(BaseModel):
     catalog: CatalogMeta
     key: list[str]
     items: list[DataItemPublic]
+    verification: list[VerificationService]
     versions: list[VersionPublic]
 
 

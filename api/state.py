@@ -1,4 +1,5 @@
-"""What the API holds for its lifetime: settings, contracts and one read-only lake connection.
+"""What the API holds for its lifetime: settings, contracts, one read-only lake connection,
+the platform-state store and the clock.
 
 DuckDB connections are not shared across threads; each request takes its own cursor of the
 long-lived connection (opening a lake connection costs ~0.3 s: extension loads and attach).
@@ -7,14 +8,21 @@ long-lived connection (opening a lake connection costs ~0.3 s: extension loads a
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 
 import duckdb
 
 from catalog.contracts import Contract, load_contracts
 from catalog.lake import Lake
+from catalog.requests import local_day
 from catalog.settings import Settings
+from catalog.state.db import StateStore
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -22,12 +30,28 @@ class AppState:
     settings: Settings
     contracts: dict[str, Contract]
     lake: Lake
+    store: StateStore
+    clock: Callable[[], datetime] = utc_now
     _con: duckdb.DuckDBPyConnection | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def create(cls, settings: Settings) -> AppState:
-        return cls(settings, load_contracts(settings.schemas_dir), Lake(settings))
+        return cls(
+            settings, load_contracts(settings.schemas_dir), Lake(settings), StateStore(settings)
+        )
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def today(self) -> date:
+        return local_day(self.clock(), self.settings.timezone)
+
+    def provided_by(self, department_code: str) -> list[str]:
+        """Datasets whose contract names this department as provider."""
+        return [
+            name for name, c in self.contracts.items() if c.catalog.provider.code == department_code
+        ]
 
     def connection(self) -> duckdb.DuckDBPyConnection:
         with self._lock:
@@ -47,3 +71,4 @@ class AppState:
         if self._con is not None:
             self._con.close()
             self._con = None
+        self.store.close()

@@ -133,6 +133,23 @@ class Source(Strict):
     )
 
 
+class VerificationService(Strict):
+    """A yes/no question answered over the latest version without handing over records:
+    TRUE when a row matches every input, has an allowed value in each ``where`` item and,
+    with ``valid_on``, covers today (a missing end date means open-ended)."""
+
+    service: Identifier
+    question: str
+    question_en: str
+    inputs: list[Identifier] = Field(min_length=1)
+    where: dict[Identifier, list[str]] = {}
+    valid_on: tuple[Identifier, Identifier] | None = None
+
+    @property
+    def referenced(self) -> list[str]:
+        return [*self.inputs, *self.where, *(self.valid_on or ())]
+
+
 class Contract(Strict):
     dataset: Identifier
     title: str
@@ -141,6 +158,7 @@ class Contract(Strict):
     key: list[Identifier] = Field(min_length=1)
     quality: Quality
     source: Source
+    verification: list[VerificationService] = []
 
     @model_validator(mode="after")
     def _consistent(self) -> Contract:
@@ -162,7 +180,16 @@ class Contract(Strict):
             raise ValueError(f"source headers mapped to more than one item: {sorted(clashes)}")
         if self.source.geometry_field and self.source.geometry_field not in names:
             raise ValueError(f"geometry_field {self.source.geometry_field!r} is not a data item")
+        self._check_verification(names)
         return self
+
+    def _check_verification(self, names: list[str]) -> None:
+        if self.verification and "verification" not in self.catalog.sharing.method:
+            raise ValueError("verification services need 'verification' in catalog.sharing.method")
+        for service in self.verification:
+            unknown = [n for n in service.referenced if n not in names]
+            if unknown:
+                raise ValueError(f"verification {service.service!r} uses unknown items {unknown}")
 
     @cached_property
     def item_names(self) -> list[str]:
@@ -212,6 +239,7 @@ def load_contracts(folder: Path) -> dict[str, Contract]:
     if not contracts:
         raise ContractError(f"{folder}: no contracts (*.yaml) found")
     codes: dict[str, str] = {}
+    services: dict[str, str] = {}
     for name, contract in contracts.items():
         code = contract.catalog.resource_code
         if code in codes:
@@ -220,6 +248,13 @@ def load_contracts(folder: Path) -> dict[str, Contract]:
                 f"is already used by {codes[code]}"
             )
         codes[code] = name
+        for service in contract.verification:
+            if service.service in services:
+                raise ContractError(
+                    f"{folder / (name + '.yaml')}: at verification: service {service.service!r} "
+                    f"is already offered by {services[service.service]}"
+                )
+            services[service.service] = name
         for related in contract.catalog.related:
             if related not in contracts:
                 raise ContractError(

@@ -38,10 +38,25 @@ class Settings(BaseSettings):
     """Memory limit of each DuckDB connection (bulk work spills to disk beyond it)."""
     duckdb_threads: int = 2
     """Worker threads of each DuckDB connection."""
+    state_db: str = ""
+    """Platform-state database (users, tokens, requests, grants, audit) as an SQLAlchemy URL.
+    Empty: SQLite file ``<home>/state.sqlite``; e.g. ``postgresql+psycopg://host/govshare``."""
+    token_ttl_days: int = 90
+    """Days a newly issued bearer token stays valid."""
+    request_deadline_working_days: int = 10
+    """Working days the reviewers have to decide an access request before it is overdue."""
+    verify_rate_per_minute: int = 30
+    """Verification calls one user may make per service and minute (HTTP 429 beyond)."""
+    timezone: str = "Asia/Shanghai"
+    """Local time zone of the office: working days, "valid today" and deadlines use it."""
 
     @cached_property
     def lake_catalog_uri(self) -> str:
         return self.lake_catalog or f"sqlite:{self.home / 'lake' / 'catalog.sqlite'}"
+
+    @cached_property
+    def state_url(self) -> str:
+        return self.state_db or f"sqlite:///{self.home / 'state.sqlite'}"
 
     @cached_property
     def lake_data_uri(self) -> str:

@@ -1,4 +1,4 @@
-"""The ``govshare`` command: demo, ingest, status, serve, samples, contracts."""
+"""The ``govshare`` command: demo, ingest, status, serve, samples, contracts, admin, audit."""
 
 from __future__ import annotations
 
@@ -21,12 +21,15 @@ from catalog.contracts import ContractError, load_contracts
 from catalog.ingest import IngestOutcome, run_ingest
 from catalog.lake import Lake
 from catalog.settings import REPO_ROOT, Settings
+from govshare.access_cli import admin_app, audit_app
 
 app = typer.Typer(
     help="govshare: the data-sharing platform of a government information office.",
     no_args_is_help=True,
     add_completion=False,
 )
+app.add_typer(admin_app, name="admin")
+app.add_typer(audit_app, name="audit")
 console = Console()
 SAMPLES_DIR = REPO_ROOT / "data"
 
@@ -245,6 +248,19 @@ def serve(
             _stop(p)
 
 
+def _seed_identities(settings: Settings, contracts: dict) -> None:
+    from govshare.demo_access import seed
+
+    users = seed(settings, contracts)
+    console.print(f"Demo users and their tokens (also in {settings.home / 'demo-tokens.txt'}):")
+    for u in users:
+        console.print(f"  {u.username:<22} {u.role:<9} {u.token}", highlight=False, soft_wrap=True)
+    console.print(
+        "Try: curl -H 'Authorization: Bearer <civil_consumer token>' "
+        f"http://{settings.api_host}:{settings.api_port}/datasets/population/rows?limit=3"
+    )
+
+
 @app.command()
 def demo(
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Ingest only, then exit")] = False,
@@ -255,6 +271,7 @@ def demo(
     console.print(f"runtime folder: {settings.home}")
     Lake(settings).initialise()
     _ingest_samples_with_dagster(settings, contracts)
+    _seed_identities(settings, contracts)
     if not no_serve:
         console.print(
             f"Drop more files into {settings.folder('landing')}/<dataset>/ and the "

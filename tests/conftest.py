@@ -77,3 +77,123 @@ def write_delivery(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(buffer.getvalue().encode(encoding))
     return path
+
+
+# --- Identities and a published world for access-control tests --------------------------
+
+OFFICE_CODE = "11330100002483888A"
+DEPT_A = "11330100002484777P"  # a consumer department
+DEPT_B = "11330100002482999W"  # another one, with no grants
+
+
+def seed_identities(settings: Settings, contracts: dict[str, Contract]) -> dict[str, str]:
+    """Departments and users through the core (as the CLI does); returns username → token.
+    Users: office, <dataset>_provider, consumer_a, analyst_a, consumer_b, analyst_b."""
+    from datetime import UTC, datetime
+
+    from catalog.identity import add_department, add_user, issue_token
+    from catalog.state.db import StateStore
+
+    now = datetime.now(UTC)
+    people = [("office", "office", OFFICE_CODE, "信息办")]
+    people += [(f"{n}_provider", "provider", c.catalog.provider.code, c.catalog.provider.name)
+               for n, c in contracts.items()]  # fmt: skip
+    people += [("consumer_a", "consumer", DEPT_A, "甲局"), ("analyst_a", "analyst", DEPT_A, "甲局"),
+               ("consumer_b", "consumer", DEPT_B, "乙局"), ("analyst_b", "analyst", DEPT_B, "乙局")]  # fmt: skip
+    store = StateStore(settings)
+    tokens = {}
+    with store.transaction() as session:
+        known: set[str] = set()
+        for username, role, code, name in people:
+            if code not in known:
+                add_department(session, code, name, now)
+                known.add(code)
+            user = add_user(session, username, code, role, now)
+            tokens[username] = issue_token(session, user, now, 90, "test")[1]
+    store.close()
+    return tokens
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def approve_request(client, tokens: dict[str, str], body: dict, requester: str = "consumer_a",
+                    **office_decision) -> dict:  # fmt: skip
+    """Walk a request through submission and both reviews over HTTP; returns the request."""
+    created = client.post("/requests", json=body, headers=bearer(tokens[requester]))
+    assert created.status_code == 201, created.text
+    request_id = created.json()["id"]
+    provider = f"{body['dataset']}_provider"
+    for who, decision in ((provider, {}), ("office", office_decision)):
+        reviewed = client.post(f"/requests/{request_id}/review", headers=bearer(tokens[who]),
+                               json={"decision": "approve", "reason": "ok", **decision})  # fmt: skip
+        assert reviewed.status_code == 200, reviewed.text
+    return reviewed.json()
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory) -> Settings:
+    """A runtime with all five datasets published from small generated samples; licences
+    switched to "not shared" in a copy of the contracts, so all three sharing types occur."""
+    import shutil
+
+    import yaml
+
+    from catalog.ingest import run_ingest
+    from catalog.samples import generate
+
+    root = tmp_path_factory.mktemp("world")
+    schemas = root / "schemas"
+    shutil.copytree(REPO_ROOT / "schemas", schemas)
+    raw = yaml.safe_load((schemas / "licences.yaml").read_text(encoding="utf-8"))
+    raw["catalog"]["sharing"] = {"type": "not_shared", "method": ["api", "verification"],
+                                 "legal_basis": "《测试条例》第三条"}  # fmt: skip
+    (schemas / "licences.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), "utf-8")
+    settings = Settings(home=root / "runtime", schemas_dir=schemas, verify_rate_per_minute=5)
+    generate(root / "drops", rows=400, seed=3, defect_rate=0.0)
+    lake = Lake(settings)
+    for name, contract in load_contracts(schemas).items():
+        files = sorted((root / "drops" / name).glob("*"))
+        outcome = run_ingest(contract, files, lake)
+        assert outcome.status == "published", outcome.message
+    lake.close()
+    return settings
+
+
+class Clock:
+    """The API's clock, moved by tests to reach expiry dates and deadlines."""
+
+    def __init__(self) -> None:
+        from datetime import UTC, datetime
+
+        self.now = datetime.now(UTC)
+
+    def __call__(self):  # noqa: ANN204
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+def world_settings(world: Settings, folder: Path, **overrides) -> Settings:
+    """The world's lake and contracts with a platform-state database of the caller's own."""
+    values = {"home": world.home, "schemas_dir": world.schemas_dir, "verify_rate_per_minute": 5,
+              "state_db": f"sqlite:///{folder / 'state.sqlite'}", **overrides}  # fmt: skip
+    return Settings(**values)
+
+
+@pytest.fixture(scope="module")
+def access_world(world, tmp_path_factory):
+    """(client, tokens, clock, settings): an API over the world with its own state store."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    settings = world_settings(world, tmp_path_factory.mktemp("state"))
+    tokens = seed_identities(settings, load_contracts(settings.schemas_dir))
+    app = create_app(settings)
+    clock = Clock()
+    app.state.govshare.clock = clock
+    with TestClient(app) as client:
+        yield client, tokens, clock, settings

@@ -17,9 +17,17 @@ router = APIRouter(prefix="/catalog", tags=["catalog"])
 def _matches_text(contract: Contract, q: str) -> bool:
     meta = contract.catalog
     haystack = " ".join(
-        [meta.name, meta.name_en, meta.summary, meta.summary_en, meta.provider.name,
-         meta.provider.name_en, *meta.keywords, *(i.label for i in contract.items)]
-    ).lower()  # fmt: skip
+        [
+            meta.name,
+            meta.name_en,
+            meta.summary,
+            meta.summary_en,
+            meta.provider.name,
+            meta.provider.name_en,
+            *meta.keywords,
+            *(i.label for i in contract.items),
+        ]
+    ).lower()
     return all(word in haystack for word in q.lower().split())
 
 
@@ -59,6 +67,7 @@ def get_entry(contract: ContractDep, cursor: CursorDep) -> CatalogEntry:
         catalog=contract.catalog,
         key=contract.key,
         items=[DataItemPublic.of(item) for item in contract.items],
+        verification=contract.verification,
         versions=[VersionPublic.of(v) for v in list_versions(cursor, contract.dataset)],
     )
 

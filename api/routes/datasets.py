@@ -1,59 +1,206 @@
-"""Rows of published datasets. Until access control arrives, not-shared datasets never
-return rows and sensitive items are always masked."""
+"""Rows and exports of published datasets, within the caller's scope, every call audited.
+
+The scope (items, items in clear, row filter) comes from ``catalog.access``; the query
+applies it inside DuckDB; the audit entry is written before anything leaves, and a failed
+audit write refuses the call (503).
+"""
 
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
+from typing import Literal
 
+import duckdb
 from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
 
+from api.auth import Reader
 from api.deps import ContractDep, CursorDep, StateDep
-from catalog.queries import rows_json
-from catalog.versions import get_version, latest_version
+from api.state import AppState
+from catalog.access import AccessDenied, DataPath, Scope, read_scope
+from catalog.audit import AuditEvent, record
+from catalog.contracts import Contract
+from catalog.identity import Principal
+from catalog.queries import count_rows, export_file, rows_json
+from catalog.requests import active_grants, grant_view
+from catalog.versions import Version, get_version, latest_version
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
+_MEDIA = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
+
+
+def _scope(
+    state: AppState, contract: Contract, principal: Principal, path: DataPath, grant: int | None
+) -> Scope:
+    """The caller's scope, or 403 (audited) with the reason."""
+    try:
+        with state.store.reading() as session:
+            grants = [
+                grant_view(g)
+                for g in active_grants(
+                    session, principal.department_id, contract.dataset, state.now()
+                )
+            ]
+        if grant is not None:
+            grants = [g for g in grants if g.id == grant]
+            if not grants:
+                raise AccessDenied(f"grant {grant} is not in force for your department")
+        return read_scope(contract, principal, path, grants)
+    except AccessDenied as exc:
+        action = "read" if path == "api" else "export"
+        record(
+            state.store,
+            AuditEvent(
+                action=action,
+                result="denied",
+                actor=principal,
+                dataset=contract.dataset,
+                detail={"reason": str(exc)},
+            ),
+            state.now(),
+        )
+        raise
+
+
+def _version(cursor: duckdb.DuckDBPyConnection, contract: Contract, number: int | None) -> Version:
+    chosen = (
+        get_version(cursor, contract.dataset, number)
+        if number is not None
+        else latest_version(cursor, contract.dataset)
+    )
+    if chosen is None:
+        raise HTTPException(404, f"{contract.dataset} has no published version {number or ''}")
+    return chosen
+
+
+def _audit_read(
+    state: AppState,
+    principal: Principal,
+    action: str,
+    contract: Contract,
+    version: Version,
+    scope: Scope,
+    rows: int,
+    detail: dict,
+) -> None:
+    record(
+        state.store,
+        AuditEvent(
+            action=action,
+            result="ok",
+            actor=principal,
+            dataset=contract.dataset,
+            version=version.version,
+            items=list(scope.items),
+            row_count=rows,
+            detail={
+                "basis": scope.basis,
+                "grant_id": scope.grant_id,
+                "unmasked": sorted(scope.unmasked),
+                **detail,
+            },
+        ),
+        state.now(),
+    )
 
 
 @router.get(
     "/{dataset}/rows",
     summary="A page of rows of a dataset (latest version or a given one)",
     responses={
-        200: {"description": "Envelope with the version and the page of rows (masked)"},
-        403: {"description": "The dataset is not shared"},
+        200: {"description": "Envelope with the version and the page of rows"},
+        403: {"description": "No access: not shared, no grant, or not by API"},
         404: {"description": "Unknown dataset or version, or nothing published yet"},
+        503: {"description": "The audit log could not be written; nothing is returned"},
     },
 )
 def get_rows(
+    principal: Reader,
     contract: ContractDep,
     state: StateDep,
     cursor: CursorDep,
     version: int | None = Query(None, ge=1, description="Version number; latest if absent"),
     limit: int = Query(100, ge=1),
     offset: int = Query(0, ge=0),
+    grant: int | None = Query(None, description="Grant to read under; the newest if absent"),
 ) -> Response:
-    sharing = contract.catalog.sharing
-    if sharing.type == "not_shared":
-        raise HTTPException(
-            403, f"{contract.dataset} is not shared (legal basis: {sharing.legal_basis})"
-        )
+    scope = _scope(state, contract, principal, "api", grant)
     limit = min(limit, state.settings.page_size_max)
-    chosen = (
-        get_version(cursor, contract.dataset, version)
-        if version is not None
-        else latest_version(cursor, contract.dataset)
+    chosen = _version(cursor, contract, version)
+    rows, served = rows_json(cursor, contract, chosen, scope, limit=limit, offset=offset)
+    _audit_read(
+        state,
+        principal,
+        "read",
+        contract,
+        chosen,
+        scope,
+        served,
+        {"offset": offset, "limit": limit},
     )
-    if chosen is None:
-        raise HTTPException(404, f"{contract.dataset} has no published version {version or ''}")
-    rows = rows_json(cursor, contract, chosen, limit=limit, offset=offset)
     envelope = json.dumps(
         {
             "dataset": contract.dataset,
             "version": chosen.version,
-            "total": chosen.row_count,
+            "total": count_rows(cursor, chosen, scope),
             "offset": offset,
             "limit": limit,
+            "items": list(scope.items),
+            "unmasked": sorted(scope.unmasked),
         },
         ensure_ascii=False,
     )
     # Splice DuckDB's JSON array in without parsing it again.
     return Response(envelope[:-1] + ', "rows": ' + rows + "}", media_type="application/json")
+
+
+@router.get(
+    "/{dataset}/export",
+    summary="The whole dataset version as a CSV or Parquet file (bulk download)",
+    response_class=FileResponse,
+    responses={
+        403: {"description": "No access: not shared, no grant, or no bulk download"},
+        404: {"description": "Unknown dataset or version, or nothing published yet"},
+        503: {"description": "The audit log could not be written; nothing is returned"},
+    },
+)
+def export_rows(
+    principal: Reader,
+    contract: ContractDep,
+    state: StateDep,
+    cursor: CursorDep,
+    format: Literal["csv", "parquet"] = "csv",
+    version: int | None = Query(None, ge=1, description="Version number; latest if absent"),
+    grant: int | None = Query(None, description="Grant to read under; the newest if absent"),
+) -> FileResponse:
+    scope = _scope(state, contract, principal, "bulk_download", grant)
+    chosen = _version(cursor, contract, version)
+    folder = _export_folder(state)
+    path = folder / f"{contract.dataset}-v{chosen.version}.{format}"
+    try:
+        rows = export_file(cursor, contract, chosen, scope, path, format)
+        _audit_read(state, principal, "export", contract, chosen, scope, rows, {"format": format})
+    except BaseException:
+        _remove(folder)
+        raise
+    return FileResponse(
+        path,
+        media_type=_MEDIA[format],
+        filename=path.name,
+        background=BackgroundTask(_remove, folder),
+    )
+
+
+def _export_folder(state: AppState) -> Path:
+    root = state.settings.folder("tmp")
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="export-", dir=root))
+
+
+def _remove(folder: Path) -> None:
+    for child in folder.iterdir():
+        child.unlink()
+    folder.rmdir()

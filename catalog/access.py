@@ -1,0 +1,118 @@
+"""Who sees what: a contract's sharing rules plus a department's grants give a ``Scope``.
+
+Pure policy, no database: the caller hands in the principal and the department's active
+grants. The scope lists the items a caller may see, those delivered in clear, and the row
+filter; ``catalog.queries`` turns it into SQL, so masking and filtering happen inside the
+query engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from catalog.contracts import Contract
+from catalog.identity import Principal
+from catalog.rules import quote_ident, sql_literal
+
+DataPath = Literal["api", "bulk_download"]
+READER_ROLES = ("consumer", "analyst", "provider")
+_PATH_NAMES = {"api": "the API", "bulk_download": "bulk download"}
+
+
+class AccessDenied(Exception):
+    """The caller may not do this; the message says why (shown to the caller)."""
+
+
+class FilterClause(BaseModel):
+    """One condition of a grant's row filter; clauses are ANDed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    item: str
+    op: Literal["eq", "in", "prefix"]
+    values: list[str] = Field(min_length=1, max_length=1000)
+
+
+@dataclass(frozen=True)
+class GrantView:
+    """What the policy needs of a grant."""
+
+    id: int
+    items: tuple[str, ...]
+    unmasked_items: frozenset[str]
+    row_filter: tuple[FilterClause, ...]
+
+
+@dataclass(frozen=True)
+class Scope:
+    items: tuple[str, ...]
+    unmasked: frozenset[str]
+    row_filter: tuple[FilterClause, ...]
+    basis: Literal["owner", "unconditional", "grant"]
+    grant_id: int | None = None
+
+
+def check_filter(contract: Contract, clauses: list[FilterClause]) -> None:
+    for clause in clauses:
+        if clause.item not in contract.item_names:
+            raise ValueError(f"row filter: {contract.dataset} has no data item {clause.item!r}")
+        if clause.op == "eq" and len(clause.values) != 1:
+            raise ValueError(f"row filter on {clause.item}: 'eq' takes exactly one value")
+
+
+def filter_sql(clauses: tuple[FilterClause, ...] | list[FilterClause]) -> str:
+    """SQL condition of a row filter (TRUE when empty); values become quoted literals."""
+    parts = []
+    for clause in clauses:
+        column = f"CAST({quote_ident(clause.item)} AS VARCHAR)"
+        if clause.op == "eq":
+            parts.append(f"{column} = {sql_literal(clause.values[0])}")
+        elif clause.op == "in":
+            parts.append(f"{column} IN ({', '.join(sql_literal(v) for v in clause.values)})")
+        else:
+            ors = " OR ".join(f"starts_with({column}, {sql_literal(v)})" for v in clause.values)
+            parts.append(f"({ors})")
+    return " AND ".join(parts) or "TRUE"
+
+
+def _sensitive(contract: Contract) -> frozenset[str]:
+    return frozenset(i.name for i in contract.items if i.sensitivity == "sensitive")
+
+
+def read_scope(
+    contract: Contract, principal: Principal, path: DataPath, grants: list[GrantView]
+) -> Scope:
+    """The scope of a read by this caller over this path, or AccessDenied saying why.
+    ``grants`` are the department's active row grants on the dataset, the one to use first."""
+    sharing = contract.catalog.sharing
+    if principal.role not in READER_ROLES:
+        raise AccessDenied(f"role {principal.role!r} does not read dataset rows")
+    if sharing.type == "not_shared":
+        raise AccessDenied(f"{contract.dataset} is not shared (legal basis: {sharing.legal_basis})")
+    if path not in sharing.method:
+        raise AccessDenied(
+            f"{contract.dataset} is not shared through {_PATH_NAMES[path]} "
+            f"(methods: {', '.join(sharing.method)})"
+        )
+    if principal.role == "provider":
+        if principal.department_code != contract.catalog.provider.code:
+            raise AccessDenied("a provider reads only its own department's datasets")
+        return Scope(tuple(contract.item_names), frozenset(contract.item_names), (), "owner")
+    if grants:
+        grant = grants[0]
+        return Scope(
+            grant.items,
+            grant.unmasked_items & _sensitive(contract),
+            grant.row_filter,
+            "grant",
+            grant.id,
+        )
+    if sharing.type == "unconditional":
+        return Scope(tuple(contract.item_names), frozenset(), (), "unconditional")
+    raise AccessDenied(
+        f"{contract.dataset} is shared on conditions ({sharing.conditions or ''}); "
+        "it needs an approved access request"
+    )

@@ -1,0 +1,227 @@
+"""The audit trail: an append-only, hash-chained log of every use of the platform.
+
+Each entry's hash covers its content and the previous entry's hash, and ``audit_head``
+holds the last sequence number and hash. ``verify`` walks the chain and names the first
+entry that was edited, removed or moved. State changes append their entry in their own
+transaction (both land or neither); reads append theirs before the response is sent and
+are refused when that fails (:class:`AuditUnavailable`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from catalog.state.db import StateStore
+from catalog.state.models import AuditEntry, AuditHead
+
+if TYPE_CHECKING:
+    from catalog.identity import Principal
+
+GENESIS = "0" * 64
+_HASHED = (
+    "seq",
+    "at",
+    "user_id",
+    "username",
+    "department_code",
+    "role",
+    "action",
+    "dataset",
+    "version",
+    "items",
+    "row_count",
+    "purpose",
+    "result",
+    "detail",
+    "prev_hash",
+)
+
+
+class AuditUnavailable(RuntimeError):
+    """The audit entry could not be written, so the action it records is refused."""
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """What happened; who did it comes from the principal (None: the local operator's CLI)."""
+
+    action: str
+    result: str
+    actor: Principal | None = None
+    dataset: str | None = None
+    version: int | None = None
+    items: list[str] = field(default_factory=list)
+    row_count: int | None = None
+    purpose: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    operator: str = "cli"
+
+
+def entry_hash(entry: AuditEntry) -> str:
+    content = {name: getattr(entry, name) for name in _HASHED}
+    content["at"] = entry.at.isoformat()
+    canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def append(session: Session, event: AuditEvent, now: datetime) -> AuditEntry:
+    """Add the event to the chain inside the caller's transaction."""
+    head = session.execute(
+        select(AuditHead).where(AuditHead.id == 1).with_for_update()
+    ).scalar_one_or_none()
+    if head is None:
+        head = AuditHead(id=1, seq=0, hash=GENESIS)
+        session.add(head)
+    actor = event.actor
+    entry = AuditEntry(
+        seq=head.seq + 1,
+        at=now,
+        user_id=actor.user_id if actor else None,
+        username=actor.username if actor else event.operator,
+        department_code=actor.department_code if actor else None,
+        role=actor.role if actor else None,
+        action=event.action,
+        dataset=event.dataset,
+        version=event.version,
+        items=list(event.items),
+        row_count=event.row_count,
+        purpose=event.purpose,
+        result=event.result,
+        detail=event.detail,
+        prev_hash=head.hash,
+    )
+    entry.hash = entry_hash(entry)
+    session.add(entry)
+    head.seq, head.hash = entry.seq, entry.hash
+    session.flush()
+    return entry
+
+
+def record(store: StateStore, event: AuditEvent, now: datetime) -> AuditEntry:
+    """Append in a transaction of its own; any failure refuses the recorded action."""
+    try:
+        with store.transaction() as session:
+            return append(session, event, now)
+    except SQLAlchemyError as exc:
+        raise AuditUnavailable(f"audit log unavailable, action refused: {exc.orig or exc}") from exc
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    entries: int
+    head_hash: str
+    faults: list[str]
+
+    @property
+    def intact(self) -> bool:
+        return not self.faults
+
+
+def verify(session: Session, batch: int = 5000) -> ChainReport:
+    """Walk the chain in sequence order; report the first break and a head mismatch."""
+    faults: list[str] = []
+    previous, expected_seq, count = GENESIS, 1, 0
+    rows = session.execute(
+        select(AuditEntry).order_by(AuditEntry.seq).execution_options(yield_per=batch)
+    ).scalars()
+    for entry in rows:
+        count += 1
+        if entry.seq != expected_seq:
+            faults.append(f"entry {expected_seq} is missing (next entry is {entry.seq})")
+        elif entry.prev_hash != previous:
+            faults.append(
+                f"entry {entry.seq} does not follow entry {entry.seq - 1} "
+                "(removed, inserted or reordered)"
+            )
+        elif entry_hash(entry) != entry.hash:
+            faults.append(f"entry {entry.seq} was edited (its hash does not match its content)")
+        if faults:
+            break
+        previous, expected_seq = entry.hash, entry.seq + 1
+    head = session.get(AuditHead, 1)
+    if not faults and head is not None and (head.seq, head.hash) != (expected_seq - 1, previous):
+        faults.append(
+            f"the head records entry {head.seq} but the log ends at entry "
+            f"{expected_seq - 1} (entries removed from the end)"
+        )
+    return ChainReport(entries=count, head_hash=previous, faults=faults)
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    username: str | None = None
+    department_code: str | None = None
+    datasets: Iterable[str] | None = None
+    action: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _filtered(query: AuditQuery):
+    stmt = select(AuditEntry)
+    if query.username:
+        stmt = stmt.where(AuditEntry.username == query.username)
+    if query.department_code:
+        stmt = stmt.where(AuditEntry.department_code == query.department_code)
+    if query.datasets is not None:
+        stmt = stmt.where(AuditEntry.dataset.in_(list(query.datasets)))
+    if query.action:
+        stmt = stmt.where(AuditEntry.action == query.action)
+    if query.since:
+        stmt = stmt.where(AuditEntry.at >= query.since)
+    if query.until:
+        stmt = stmt.where(AuditEntry.at < query.until)
+    return stmt
+
+
+def search(session: Session, query: AuditQuery, *, limit: int, offset: int) -> list[AuditEntry]:
+    stmt = _filtered(query).order_by(AuditEntry.seq.desc()).limit(limit).offset(offset)
+    return list(session.execute(stmt).scalars())
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    dataset: str
+    department_code: str
+    action: str
+    calls: int
+    rows: int
+
+
+def usage(session: Session, query: AuditQuery) -> list[UsageRow]:
+    """Successful uses per dataset, department and action, with the rows served."""
+    sub = _filtered(query).where(AuditEntry.result.in_(("ok", "yes", "no"))).subquery()
+    stmt = (
+        select(
+            sub.c.dataset,
+            sub.c.department_code,
+            sub.c.action,
+            func.count(),
+            func.coalesce(func.sum(sub.c.row_count), 0),
+        )
+        .where(sub.c.dataset.is_not(None), sub.c.department_code.is_not(None))
+        .group_by(sub.c.dataset, sub.c.department_code, sub.c.action)
+        .order_by(sub.c.dataset, sub.c.department_code, sub.c.action)
+    )
+    return [UsageRow(*row) for row in session.execute(stmt)]
+
+
+def recent_count(session: Session, user_id: int, action: str, service: str, since: datetime) -> int:
+    """Answered calls of one user to one service since a moment (for rate limits)."""
+    stmt = select(func.count()).where(
+        AuditEntry.user_id == user_id,
+        AuditEntry.action == action,
+        AuditEntry.at >= since,
+        AuditEntry.result.in_(("yes", "no")),
+        AuditEntry.detail["service"].as_string() == service,
+    )
+    return int(session.execute(stmt).scalar_one())

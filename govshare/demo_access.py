@@ -1,0 +1,136 @@
+"""Demo identities: the office, one user per providing department, a consumer department
+with a consumer and an analyst, and one request walked through both reviews, so that a new
+user of ``./run demo`` can call every kind of endpoint at once.
+
+Tokens are new on every demo run (the previous demo tokens are revoked) and are written to
+``<home>/demo-tokens.txt``, readable by the owner only. The codes are synthetic but valid USCCs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from catalog.access import FilterClause
+from catalog.contracts import Contract
+from catalog.identity import Principal, add_department, add_user, issue_token, revoke_token
+from catalog.requests import RequestDraft, ReviewDecision, review, submit
+from catalog.settings import Settings
+from catalog.state.db import StateStore
+from catalog.state.models import AccessRequest, Department, Token, User
+
+OFFICE = ("11330100002483888A", "市大数据发展管理局（信息办）")
+CONSUMER = ("11330100002484777P", "市民政局")
+DEMO_LABEL = "demo"
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    username: str
+    role: str
+    department: str
+    token: str
+
+
+def _department(session: Session, code: str, name: str, now: datetime) -> None:
+    if session.scalar(select(Department).where(Department.code == code)) is None:
+        add_department(session, code, name, now)
+
+
+def _user(session: Session, username: str, code: str, role: str, now: datetime) -> User:
+    found = session.scalar(select(User).where(User.username == username))
+    return found or add_user(session, username, code, role, now)
+
+
+def _people(contracts: dict[str, Contract]) -> list[tuple[str, str, str, str]]:
+    """(username, role, department code, department name) of every demo user."""
+    people = [("office", "office", *OFFICE)]
+    for name, contract in contracts.items():
+        provider = contract.catalog.provider
+        people.append((f"{name}_provider", "provider", provider.code, provider.name))
+    people += [("civil_consumer", "consumer", *CONSUMER), ("civil_analyst", "analyst", *CONSUMER)]
+    return people
+
+
+def _walk_request(
+    session: Session,
+    contracts: dict[str, Contract],
+    users: dict[str, User],
+    now: datetime,
+    settings: Settings,
+) -> None:
+    """Two population requests (rows, and the identity check), approved by the police
+    bureau and the office."""
+    if (
+        session.scalar(select(AccessRequest.id).limit(1)) is not None
+        or "population" not in contracts
+    ):
+        return
+    population = contracts["population"]
+    draft = RequestDraft(
+        dataset="population",
+        items=["id_number", "name", "sex", "region_code", "status"],
+        unmasked_items=["name"],
+        row_filter=[FilterClause(item="region_code", op="prefix", values=["3301"])],
+        purpose="最低生活保障资格审核：核实申请人户籍与生存状态",
+        legal_basis="《社会救助暂行办法》第十一条",
+        period_start=now.date(),
+        period_end=(now + timedelta(days=365)).date(),
+    )
+    consumer = Principal.of(users["civil_consumer"])
+    request = submit(
+        session,
+        population,
+        consumer,
+        draft,
+        now,
+        working_days=settings.request_deadline_working_days,
+        zone=settings.timezone,
+    )
+    for reviewer in ("population_provider", "office"):
+        review(
+            session,
+            population,
+            Principal.of(users[reviewer]),
+            request,
+            ReviewDecision(decision="approve", reason="职责相符，范围适当"),
+            now,
+            zone=settings.timezone,
+        )
+
+
+def seed(settings: Settings, contracts: dict[str, Contract]) -> list[DemoUser]:
+    now = datetime.now(UTC)
+    store = StateStore(settings)
+    issued: list[DemoUser] = []
+    try:
+        with store.transaction() as session:
+            users = {}
+            for username, role, code, dept_name in _people(contracts):
+                _department(session, code, dept_name, now)
+                users[username] = _user(session, username, code, role, now)
+            old = select(Token).where(Token.label == DEMO_LABEL, Token.revoked_at.is_(None))
+            for token in session.execute(old).scalars().all():
+                revoke_token(session, token.id, now)
+            for username, role, code, _ in _people(contracts):
+                _, plain = issue_token(
+                    session, users[username], now, settings.token_ttl_days, DEMO_LABEL
+                )
+                issued.append(DemoUser(username, role, code, plain))
+            _walk_request(session, contracts, users, now, settings)
+    finally:
+        store.close()
+    _write_tokens(settings.home / "demo-tokens.txt", issued)
+    return issued
+
+
+def _write_tokens(path: Path, users: list[DemoUser]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    lines = [f"{u.username}\t{u.role}\t{u.department}\t{u.token}" for u in users]
+    path.write_text("# username\trole\tdepartment\ttoken\n" + "\n".join(lines) + "\n", "utf-8")
