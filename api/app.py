@@ -34,9 +34,10 @@ _STATUS: dict[type[Exception], int] = {
 }
 
 
-def _document_roles(app: FastAPI) -> None:
-    """Write each route's roles into the OpenAPI document (``x-roles``, and the summary)."""
-    for route in app.routes:
+def _document_roles(routes: list) -> None:
+    """Write each route's roles into the OpenAPI document (``x-roles``, and the description).
+    Runs on a router before it is included (FastAPI copies routes when including)."""
+    for route in routes:
         if isinstance(route, APIRoute):
             roles = route_roles(route.dependant)
             route.openapi_extra = {"x-roles": list(roles) if roles else ["public"]}
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.govshare = state
     for module in (catalog, datasets, verify, requests, admin, audit):
+        _document_roles(module.router.routes)
         app.include_router(module.router)
 
     for error, status in _STATUS.items():
@@ -69,11 +71,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         app.add_exception_handler(error, handler)
 
-    @app.get("/health", response_model=Health, tags=["health"])
+    @app.get(
+        "/health", response_model=Health, tags=["health"], openapi_extra={"x-roles": ["public"]}
+    )
     def health(state: StateDep, cursor: CursorDep) -> Health:
         return Health(
             status="ok", datasets=len(state.contracts), published=len(latest_versions(cursor))
         )
 
-    _document_roles(app)
     return app

@@ -44,6 +44,7 @@ class GrantView:
     items: tuple[str, ...]
     unmasked_items: frozenset[str]
     row_filter: tuple[FilterClause, ...]
+    purpose: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class Scope:
     row_filter: tuple[FilterClause, ...]
     basis: Literal["owner", "unconditional", "grant"]
     grant_id: int | None = None
+    purpose: str | None = None
 
 
 def check_filter(contract: Contract, clauses: list[FilterClause]) -> None:
@@ -109,6 +111,7 @@ def read_scope(
             grant.row_filter,
             "grant",
             grant.id,
+            grant.purpose,
         )
     if sharing.type == "unconditional":
         return Scope(tuple(contract.item_names), frozenset(), (), "unconditional")

@@ -49,6 +49,11 @@ _HASHED = (
 class AuditUnavailable(RuntimeError):
     """The audit entry could not be written, so the action it records is refused."""
 
+    @classmethod
+    def of(cls, exc: SQLAlchemyError) -> AuditUnavailable:
+        cause = getattr(exc, "orig", None) or exc
+        return cls(f"audit log unavailable, action refused: {cause}")
+
 
 @dataclass(frozen=True)
 class AuditEvent:
@@ -74,7 +79,15 @@ def entry_hash(entry: AuditEntry) -> str:
 
 
 def append(session: Session, event: AuditEvent, now: datetime) -> AuditEntry:
-    """Add the event to the chain inside the caller's transaction."""
+    """Add the event to the chain inside the caller's transaction; if the log cannot take
+    it, AuditUnavailable aborts that transaction and with it the action."""
+    try:
+        return _append(session, event, now)
+    except SQLAlchemyError as exc:
+        raise AuditUnavailable.of(exc) from exc
+
+
+def _append(session: Session, event: AuditEvent, now: datetime) -> AuditEntry:
     head = session.execute(
         select(AuditHead).where(AuditHead.id == 1).with_for_update()
     ).scalar_one_or_none()
@@ -112,7 +125,7 @@ def record(store: StateStore, event: AuditEvent, now: datetime) -> AuditEntry:
         with store.transaction() as session:
             return append(session, event, now)
     except SQLAlchemyError as exc:
-        raise AuditUnavailable(f"audit log unavailable, action refused: {exc.orig or exc}") from exc
+        raise AuditUnavailable.of(exc) from exc
 
 
 @dataclass(frozen=True)

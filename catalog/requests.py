@@ -8,7 +8,7 @@ expiry, and reviewers can only narrow what was asked for.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -303,7 +303,8 @@ def withdraw(
 
 
 def _end_of_day(day: date, zone: str) -> datetime:
-    return datetime.combine(day + timedelta(days=1), time(), tzinfo=ZoneInfo(zone))
+    midnight = datetime.combine(day + timedelta(days=1), time(), tzinfo=ZoneInfo(zone))
+    return midnight.astimezone(UTC)
 
 
 def _create_grant(
@@ -414,6 +415,7 @@ def grant_view(grant: Grant) -> GrantView:
         items=tuple(grant.items),
         unmasked_items=frozenset(grant.unmasked_items),
         row_filter=tuple(FilterClause.model_validate(c) for c in grant.row_filter),
+        purpose=grant.request.purpose,
     )
 
 

@@ -96,10 +96,16 @@ def seed_identities(settings: Settings, contracts: dict[str, Contract]) -> dict[
 
     now = datetime.now(UTC)
     people = [("office", "office", OFFICE_CODE, "信息办")]
-    people += [(f"{n}_provider", "provider", c.catalog.provider.code, c.catalog.provider.name)
-               for n, c in contracts.items()]  # fmt: skip
-    people += [("consumer_a", "consumer", DEPT_A, "甲局"), ("analyst_a", "analyst", DEPT_A, "甲局"),
-               ("consumer_b", "consumer", DEPT_B, "乙局"), ("analyst_b", "analyst", DEPT_B, "乙局")]  # fmt: skip
+    people += [
+        (f"{n}_provider", "provider", c.catalog.provider.code, c.catalog.provider.name)
+        for n, c in contracts.items()
+    ]
+    people += [
+        ("consumer_a", "consumer", DEPT_A, "甲局"),
+        ("analyst_a", "analyst", DEPT_A, "甲局"),
+        ("consumer_b", "consumer", DEPT_B, "乙局"),
+        ("analyst_b", "analyst", DEPT_B, "乙局"),
+    ]
     store = StateStore(settings)
     tokens = {}
     with store.transaction() as session:
@@ -118,16 +124,20 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def approve_request(client, tokens: dict[str, str], body: dict, requester: str = "consumer_a",
-                    **office_decision) -> dict:  # fmt: skip
+def approve_request(
+    client, tokens: dict[str, str], body: dict, requester: str = "consumer_a", **office_decision
+) -> dict:
     """Walk a request through submission and both reviews over HTTP; returns the request."""
     created = client.post("/requests", json=body, headers=bearer(tokens[requester]))
     assert created.status_code == 201, created.text
     request_id = created.json()["id"]
     provider = f"{body['dataset']}_provider"
     for who, decision in ((provider, {}), ("office", office_decision)):
-        reviewed = client.post(f"/requests/{request_id}/review", headers=bearer(tokens[who]),
-                               json={"decision": "approve", "reason": "ok", **decision})  # fmt: skip
+        reviewed = client.post(
+            f"/requests/{request_id}/review",
+            headers=bearer(tokens[who]),
+            json={"decision": "approve", "reason": "ok", **decision},
+        )
         assert reviewed.status_code == 200, reviewed.text
     return reviewed.json()
 
@@ -147,8 +157,11 @@ def world(tmp_path_factory) -> Settings:
     schemas = root / "schemas"
     shutil.copytree(REPO_ROOT / "schemas", schemas)
     raw = yaml.safe_load((schemas / "licences.yaml").read_text(encoding="utf-8"))
-    raw["catalog"]["sharing"] = {"type": "not_shared", "method": ["api", "verification"],
-                                 "legal_basis": "《测试条例》第三条"}  # fmt: skip
+    raw["catalog"]["sharing"] = {
+        "type": "not_shared",
+        "method": ["api", "verification"],
+        "legal_basis": "《测试条例》第三条",
+    }
     (schemas / "licences.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), "utf-8")
     settings = Settings(home=root / "runtime", schemas_dir=schemas, verify_rate_per_minute=5)
     generate(root / "drops", rows=400, seed=3, defect_rate=0.0)
@@ -169,7 +182,7 @@ class Clock:
 
         self.now = datetime.now(UTC)
 
-    def __call__(self):  # noqa: ANN204
+    def __call__(self):
         return self.now
 
     def advance(self, **delta: float) -> None:
@@ -178,8 +191,13 @@ class Clock:
 
 def world_settings(world: Settings, folder: Path, **overrides) -> Settings:
     """The world's lake and contracts with a platform-state database of the caller's own."""
-    values = {"home": world.home, "schemas_dir": world.schemas_dir, "verify_rate_per_minute": 5,
-              "state_db": f"sqlite:///{folder / 'state.sqlite'}", **overrides}  # fmt: skip
+    values = {
+        "home": world.home,
+        "schemas_dir": world.schemas_dir,
+        "verify_rate_per_minute": 5,
+        "state_db": f"sqlite:///{folder / 'state.sqlite'}",
+        **overrides,
+    }
     return Settings(**values)
 
 

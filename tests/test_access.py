@@ -36,8 +36,11 @@ def truth(env, contracts):
         return {
             name: [
                 {k: (None if v is None else str(v)) for k, v in row.items()}
-                for row in con.execute(f"SELECT * FROM {published_table(name)}").fetch_df()
-                .astype(object).where(lambda df: df.notna(), None).to_dict("records")
+                for row in con.execute(f"SELECT * FROM {published_table(name)}")
+                .fetch_df()
+                .astype(object)
+                .where(lambda df: df.notna(), None)
+                .to_dict("records")
             ]
             for name in contracts
         }
@@ -52,18 +55,34 @@ def grants(env, truth):
     """Department A: population (4 items, id in clear, one district) and credit records
     (all items, masked). Department B: nothing."""
     client, tokens, _, _ = env
-    district = max({r["region_code"] for r in truth["population"]},
-                   key=lambda c: sum(r["region_code"] == c for r in truth["population"]))  # fmt: skip
-    population = approve_request(client, tokens, {
-        "dataset": "population", "items": ["id_number", "name", "region_code", "status"],
-        "unmasked_items": ["id_number"], "purpose": "低保资格核查", "legal_basis": "《社会救助暂行办法》",
-        "row_filter": [{"item": "region_code", "op": "eq", "values": [district]}], **_period(),
-    })  # fmt: skip
-    credit = approve_request(client, tokens, {
-        "dataset": "credit_records", "items": [i.name for i in load_contracts(
-            env[3].schemas_dir)["credit_records"].items],
-        "purpose": "联合惩戒", "legal_basis": "国发〔2016〕33号", **_period(),
-    })  # fmt: skip
+    district = max(
+        {r["region_code"] for r in truth["population"]},
+        key=lambda c: sum(r["region_code"] == c for r in truth["population"]),
+    )
+    population = approve_request(
+        client,
+        tokens,
+        {
+            "dataset": "population",
+            "items": ["id_number", "name", "region_code", "status"],
+            "unmasked_items": ["id_number"],
+            "purpose": "低保资格核查",
+            "legal_basis": "《社会救助暂行办法》",
+            "row_filter": [{"item": "region_code", "op": "eq", "values": [district]}],
+            **_period(),
+        },
+    )
+    credit = approve_request(
+        client,
+        tokens,
+        {
+            "dataset": "credit_records",
+            "items": [i.name for i in load_contracts(env[3].schemas_dir)["credit_records"].items],
+            "purpose": "联合惩戒",
+            "legal_basis": "国发〔2016〕33号",
+            **_period(),
+        },
+    )
     return {"population": population["grant"], "credit_records": credit["grant"]}
 
 
@@ -108,8 +127,10 @@ def _passes(row, clauses):
     return True
 
 
-PROVIDERS = [f"{d}_provider" for d in
-             ("population", "legal_persons", "geography", "licences", "credit_records")]  # fmt: skip
+PROVIDERS = [
+    f"{d}_provider"
+    for d in ("population", "legal_persons", "geography", "licences", "credit_records")
+]
 
 
 @pytest.mark.parametrize("endpoint", ["rows", "export"])
@@ -131,8 +152,9 @@ def test_enforcement_matrix_no_leaks(env, contracts, truth, grants, endpoint, wh
         assert all(list(r) == list(items) for r in rows), (dataset, who)
         filter_items = {c["item"] for c in clauses}
         for item in filter_items & set(items):
-            assert all(_passes({item: r[item]}, [c for c in clauses if c["item"] == item])
-                       for r in rows)  # fmt: skip
+            assert all(
+                _passes({item: r[item]}, [c for c in clauses if c["item"] == item]) for r in rows
+            )
         for item in sensitive & set(items):
             raw = {r[item] for r in truth[dataset] if r[item]}
             shown = [r[item] for r in rows if r[item]]
@@ -148,8 +170,9 @@ def test_enforcement_matrix_no_leaks(env, contracts, truth, grants, endpoint, wh
 
 def test_masking_formats(env, truth):
     client, tokens, _, _ = env
-    rows = client.get("/datasets/legal_persons/rows?limit=50",
-                      headers=bearer(tokens["consumer_b"])).json()["rows"]  # fmt: skip
+    rows = client.get(
+        "/datasets/legal_persons/rows?limit=50", headers=bearer(tokens["consumer_b"])
+    ).json()["rows"]
     by_key = {r["uscc"]: r for r in truth["legal_persons"]}
     for row in rows:
         real = by_key[row["uscc"]]
@@ -157,42 +180,72 @@ def test_masking_formats(env, truth):
         assert row["legal_rep_id"] == rid[:4] + "*" * 10 + rid[-4:]
         assert row["legal_rep_name"] == name[0] + "*" * (len(name) - 1)
         assert row["address"] == real["address"]  # a company's address is not sensitive
-    phones = client.get("/datasets/population/rows?limit=5",
-                        headers=bearer(tokens["population_provider"])).json()["rows"]  # fmt: skip
+    phones = client.get(
+        "/datasets/population/rows?limit=5", headers=bearer(tokens["population_provider"])
+    ).json()["rows"]
     assert any(r["phone"] and "*" not in r["phone"] for r in phones)  # the owner sees its data
 
 
 @pytest.mark.parametrize(
     ("mask", "value", "shown"),
-    [("identity", "33010619900101123X", "3301**********123X"), ("phone", "13812345678", "138****5678"),
-     ("name", "欧阳娜娜", "欧***"), ("name", "张", "张*"), ("address", "浙江省杭州市西湖区文三路1号", "浙江省杭州市****"),
-     ("redact", "anything", "****"), ("identity", None, None)],
-)  # fmt: skip
+    [
+        ("identity", "33010619900101123X", "3301**********123X"),
+        ("phone", "13812345678", "138****5678"),
+        ("name", "欧阳娜娜", "欧***"),
+        ("name", "张", "张*"),
+        ("address", "浙江省杭州市西湖区文三路1号", "浙江省杭州市****"),
+        ("redact", "anything", "****"),
+        ("identity", None, None),
+    ],
+)
 def test_mask_formats_in_sql(contracts, mask, value, shown):
     from catalog.contracts import DataItem
     from catalog.masking import mask_sql
 
-    item = DataItem(name="v", label="v", type="string", description="", sensitivity="sensitive",
-                    mask=mask)  # fmt: skip
-    assert duckdb.sql(f"SELECT {mask_sql(item)} FROM (SELECT ?::VARCHAR AS v)",
-                      params=[value]).fetchone()[0] == shown  # fmt: skip
+    item = DataItem(
+        name="v", label="v", type="string", description="", sensitivity="sensitive", mask=mask
+    )
+    assert (
+        duckdb.sql(
+            f"SELECT {mask_sql(item)} FROM (SELECT ?::VARCHAR AS v)", params=[value]
+        ).fetchone()[0]
+        == shown
+    )
 
 
 def test_a_grant_for_another_department_cannot_be_named(env, grants):
     client, tokens, _, _ = env
     gid = grants["population"]["id"]
-    assert client.get(f"/datasets/population/rows?grant={gid}",
-                      headers=bearer(tokens["consumer_b"])).status_code == 403  # fmt: skip
-    assert client.get(f"/datasets/population/rows?grant={gid}",
-                      headers=bearer(tokens["consumer_a"])).status_code == 200  # fmt: skip
+    assert (
+        client.get(
+            f"/datasets/population/rows?grant={gid}", headers=bearer(tokens["consumer_b"])
+        ).status_code
+        == 403
+    )
+    assert (
+        client.get(
+            f"/datasets/population/rows?grant={gid}", headers=bearer(tokens["consumer_a"])
+        ).status_code
+        == 200
+    )
 
 
 def test_expiry_takes_effect_at_once(env, contracts):
     client, tokens, clock, _ = env
-    request = approve_request(client, tokens, {
-        "dataset": "credit_records", "items": ["record_id", "list_type"], "purpose": "临时核查",
-        "legal_basis": "测试", "period_start": "2026-01-01", "period_end": "2099-12-31",
-    }, requester="consumer_b", expires_on=str(clock.now.date() + timedelta(days=3)))  # fmt: skip
+    request = approve_request(
+        client,
+        tokens,
+        {
+            "dataset": "credit_records",
+            "items": ["record_id", "list_type"],
+            "purpose": "临时核查",
+            "legal_basis": "测试",
+            "period_start": "2026-01-01",
+            "period_end": "2099-12-31",
+        },
+        requester="consumer_b",
+        expires_on=str(clock.now.date() + timedelta(days=3)),
+    )
     url = "/datasets/credit_records/rows?limit=5"
     first = client.get(url, headers=bearer(tokens["analyst_b"]))
     assert first.status_code == 200 and first.json()["items"] == ["record_id", "list_type"]
@@ -208,21 +261,42 @@ def test_expiry_takes_effect_at_once(env, contracts):
 
 def test_revocation_takes_effect_at_once(env):
     client, tokens, _, _ = env
-    request = approve_request(client, tokens, {
-        "dataset": "population", "items": ["id_number", "status"], "purpose": "户籍核查",
-        "legal_basis": "测试", "period_start": "2026-01-01", "period_end": "2099-12-31",
-    }, requester="analyst_b")  # fmt: skip
+    request = approve_request(
+        client,
+        tokens,
+        {
+            "dataset": "population",
+            "items": ["id_number", "status"],
+            "purpose": "户籍核查",
+            "legal_basis": "测试",
+            "period_start": "2026-01-01",
+            "period_end": "2099-12-31",
+        },
+        requester="analyst_b",
+    )
     url = "/datasets/population/rows?limit=1"
     assert client.get(url, headers=bearer(tokens["consumer_b"])).status_code == 200
     gid = request["grant"]["id"]
-    other = client.post(f"/grants/{gid}/revoke", json={"reason": "x"},
-                        headers=bearer(tokens["geography_provider"]))  # fmt: skip
+    other = client.post(
+        f"/grants/{gid}/revoke", json={"reason": "x"}, headers=bearer(tokens["geography_provider"])
+    )
     assert other.status_code == 403  # not the providing department
-    assert client.post(f"/grants/{gid}/revoke", json={"reason": ""},
-                       headers=bearer(tokens["office"])).status_code == 422  # fmt: skip
-    revoked = client.post(f"/grants/{gid}/revoke", json={"reason": "用途已结束"},
-                          headers=bearer(tokens["population_provider"]))  # fmt: skip
+    assert (
+        client.post(
+            f"/grants/{gid}/revoke", json={"reason": ""}, headers=bearer(tokens["office"])
+        ).status_code
+        == 422
+    )
+    revoked = client.post(
+        f"/grants/{gid}/revoke",
+        json={"reason": "用途已结束"},
+        headers=bearer(tokens["population_provider"]),
+    )
     assert revoked.status_code == 200 and revoked.json()["active"] is False
     assert client.get(url, headers=bearer(tokens["consumer_b"])).status_code == 403
-    assert client.post(f"/grants/{gid}/revoke", json={"reason": "again"},
-                       headers=bearer(tokens["office"])).status_code == 409  # fmt: skip
+    assert (
+        client.post(
+            f"/grants/{gid}/revoke", json={"reason": "again"}, headers=bearer(tokens["office"])
+        ).status_code
+        == 409
+    )

@@ -13,7 +13,7 @@ from catalog.contracts import load_contracts
 from catalog.ingest import run_ingest
 from catalog.lake import Lake
 from catalog.settings import REPO_ROOT, Settings
-from tests.conftest import population_rows, write_delivery
+from tests.conftest import approve_request, bearer, population_rows, seed_identities, write_delivery
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +28,10 @@ def schemas(workdir):
     shutil.copytree(REPO_ROOT / "schemas", folder)
     raw = yaml.safe_load((folder / "legal_persons.yaml").read_text(encoding="utf-8"))
     raw["catalog"]["sharing"] = {
-        "type": "not_shared", "method": ["verification"], "legal_basis": "《测试法》第一条",
-    }  # fmt: skip
+        "type": "not_shared",
+        "method": ["verification"],
+        "legal_basis": "《测试法》第一条",
+    }
     (folder / "legal_persons.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), "utf-8")
     return folder
 
@@ -48,8 +50,25 @@ def published(workdir, schemas):
 
 
 @pytest.fixture(scope="module")
-def client(published):
-    with TestClient(create_app(published[0])) as test_client:
+def client(published, schemas):
+    """A client whose requests carry the token of a consumer granted all population items."""
+    settings = published[0]
+    tokens = seed_identities(settings, load_contracts(schemas))
+    with TestClient(create_app(settings)) as test_client:
+        items = [i.name for i in load_contracts(schemas)["population"].items]
+        approve_request(
+            test_client,
+            tokens,
+            {
+                "dataset": "population",
+                "items": items,
+                "purpose": "接口测试",
+                "legal_basis": "测试",
+                "period_start": "2026-01-01",
+                "period_end": "2099-12-31",
+            },
+        )
+        test_client.headers.update(bearer(tokens["consumer_a"]))
         yield test_client
 
 
@@ -59,8 +78,13 @@ def test_health(client):
 
 def test_openapi_document_and_docs(client):
     paths = client.get("/openapi.json").json()["paths"]
-    assert {"/health", "/catalog", "/catalog/{dataset}", "/catalog/{dataset}/versions/{number}",
-            "/datasets/{dataset}/rows"} <= set(paths)  # fmt: skip
+    assert {
+        "/health",
+        "/catalog",
+        "/catalog/{dataset}",
+        "/catalog/{dataset}/versions/{number}",
+        "/datasets/{dataset}/rows",
+    } <= set(paths)
     assert client.get("/docs").status_code == 200
 
 

@@ -21,15 +21,17 @@ def test_every_cli_command_is_in_the_readme():
     for command in cli.registered_commands:
         name = command.name or command.callback.__name__
         assert f"`govshare {name}" in README, name
+    for group in cli.registered_groups:
+        for command in group.typer_instance.registered_commands:
+            name = command.name or command.callback.__name__.replace("_", "-")
+            assert f"`govshare {group.name} {name}" in README, (group.name, name)
 
 
 def test_every_endpoint_is_in_the_readme(settings):
-    app = create_app(settings)
-    for route in app.routes:
-        path = getattr(route, "path", "")
-        if path.startswith(("/docs", "/openapi", "/redoc")):
-            continue
-        assert f"`GET {path}" in README, path
+    paths = create_app(settings).openapi()["paths"]
+    for path, operations in paths.items():
+        for method in operations:
+            assert f"`{method.upper()} {path}" in README, (method, path)
 
 
 def test_ci_runs_the_readme_test_command():

@@ -23,7 +23,7 @@ from catalog.lake import Lake
 from catalog.publish import published_table, quarantine_table
 from catalog.settings import REPO_ROOT
 from catalog.versions import latest_version
-from tests.conftest import population_rows, write_delivery
+from tests.conftest import bearer, population_rows, seed_identities, write_delivery
 
 pytestmark = pytest.mark.e2e
 BIG = 100_000
@@ -80,7 +80,8 @@ def test_api_keeps_answering_while_a_dagster_run_writes(
 
     writer = _python(DAGSTER_RUN, settings.home, str(delivery))
     seen: list[tuple[int, int]] = []
-    with TestClient(create_app(settings)) as client:
+    token = seed_identities(settings, contracts)["population_provider"]
+    with TestClient(create_app(settings), headers=bearer(token)) as client:
         deadline = time.time() + 240
         while writer.poll() is None and time.time() < deadline:
             response = client.get("/datasets/population/rows?limit=20")

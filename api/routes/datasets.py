@@ -96,6 +96,7 @@ def _audit_read(
             version=version.version,
             items=list(scope.items),
             row_count=rows,
+            purpose=scope.purpose,
             detail={
                 "basis": scope.basis,
                 "grant_id": scope.grant_id,

@@ -85,7 +85,6 @@ class StateStore:
         """A read-only unit of work (SQLite: no write lock taken)."""
         with self._readers.begin() as session:
             yield session
-            session.rollback()
 
     def close(self) -> None:
         self.engine.dispose()

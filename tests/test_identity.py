@@ -1,0 +1,214 @@
+"""Identity: every route's roles (walked from the OpenAPI document), bearer tokens stored
+hashed with expiry and revocation, the office's user administration, the bootstrap CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from govshare.cli import app as cli
+from tests.conftest import bearer
+
+ROLES = ("office", "provider", "consumer", "analyst")
+ALL = set(ROLES)
+PUBLIC: set[str] = set()
+# What SPEC §1/§6 give each role, written out here: a new route must be added to this table.
+EXPECTED = {
+    ("get", "/health"): PUBLIC,
+    ("get", "/catalog"): PUBLIC,
+    ("get", "/catalog/{dataset}"): PUBLIC,
+    ("get", "/catalog/{dataset}/versions/{number}"): PUBLIC,
+    ("get", "/datasets/{dataset}/rows"): {"provider", "consumer", "analyst"},
+    ("get", "/datasets/{dataset}/export"): {"provider", "consumer", "analyst"},
+    ("post", "/verify/{service}"): {"consumer", "analyst"},
+    ("post", "/requests"): {"consumer", "analyst"},
+    ("get", "/requests"): ALL,
+    ("get", "/requests/{request_id}"): ALL,
+    ("post", "/requests/{request_id}/review"): {"provider", "office"},
+    ("post", "/requests/{request_id}/withdraw"): {"consumer", "analyst"},
+    ("get", "/grants"): ALL,
+    ("post", "/grants/{grant_id}/revoke"): {"provider", "office"},
+    ("get", "/me"): ALL,
+    ("get", "/admin/departments"): {"office"},
+    ("post", "/admin/departments"): {"office"},
+    ("get", "/admin/users"): {"office"},
+    ("post", "/admin/users"): {"office"},
+    ("post", "/admin/users/{username}/tokens"): {"office"},
+    ("post", "/admin/tokens/{token_id}/revoke"): {"office"},
+    ("get", "/audit"): {"provider", "office"},
+    ("get", "/audit/usage"): {"provider", "office"},
+    ("get", "/audit/verify"): {"office"},
+}
+TOKEN_OF = {
+    "office": "office",
+    "provider": "population_provider",
+    "consumer": "consumer_b",
+    "analyst": "analyst_b",
+}
+PARAMS = {
+    "dataset": "population",
+    "number": "1",
+    "service": "identity_name",
+    "request_id": "999",
+    "grant_id": "999",
+    "username": "nobody",
+    "token_id": "99999",
+}
+
+
+@pytest.fixture(scope="module")
+def env(access_world):
+    return access_world
+
+
+def _routes(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    return {(m, p): op for p, ops in paths.items() for m, op in ops.items()}
+
+
+def test_every_route_is_in_the_role_table(env):
+    routes = _routes(env[0])
+    assert set(routes) == set(EXPECTED)
+    for key, op in routes.items():  # the document tells callers the roles too
+        assert set(op["x-roles"]) == (EXPECTED[key] or {"public"})
+
+
+@pytest.mark.parametrize("key", sorted(EXPECTED))
+def test_route_role_matrix(env, key):
+    client, tokens, _, _ = env
+    method, path = key
+    url = re.sub(r"\{(\w+)\}", lambda m: PARAMS[m.group(1)], path)
+    anonymous = client.request(method, url, json={})
+    if not EXPECTED[key]:
+        assert anonymous.status_code == 200, anonymous.text
+        return
+    assert anonymous.status_code == 401 and anonymous.headers["WWW-Authenticate"] == "Bearer"
+    assert client.request(method, url, json={}, headers=bearer("gs_forged")).status_code == 401
+    for role in ROLES:
+        response = client.request(method, url, json={}, headers=bearer(tokens[TOKEN_OF[role]]))
+        role_refusal = response.status_code == 403 and "may not do this" in response.text
+        assert role_refusal == (role not in EXPECTED[key]), (key, role, response.text)
+        assert response.status_code != 401
+
+
+def test_tokens_are_stored_hashed(env):
+    _, tokens, _, settings = env
+    state = Path(settings.state_url.removeprefix("sqlite:///"))
+    with sqlite3.connect(state) as con:
+        hashes = {h for (h,) in con.execute("SELECT token_hash FROM tokens")}
+    assert hashlib.sha256(tokens["office"].encode()).hexdigest() in hashes
+    for path in state.parent.glob("state.sqlite*"):
+        assert tokens["office"].encode() not in path.read_bytes()
+
+
+def test_admin_issues_and_revokes_tokens(env):
+    client, tokens, _, _ = env
+    office = bearer(tokens["office"])
+    bad = client.post("/admin/departments", json={"code": "123", "name": "某局"}, headers=office)
+    assert bad.status_code == 422 and "not a valid unified social credit code" in bad.text
+    made = client.post(
+        "/admin/departments",
+        json={"code": "113301000024856665", "name": "市统计局"},
+        headers=office,
+    )
+    assert made.status_code == 201, made.text
+    user = client.post(
+        "/admin/users",
+        headers=office,
+        json={
+            "username": "stats_analyst",
+            "department_code": "113301000024856665",
+            "role": "analyst",
+        },
+    )
+    assert user.status_code == 201
+    assert (
+        client.post(
+            "/admin/users",
+            headers=office,
+            json={"username": "x_admin", "department_code": "113301000024856665", "role": "root"},
+        ).status_code
+        == 422
+    )
+    issued = client.post("/admin/users/stats_analyst/tokens", json={"days": 7}, headers=office)
+    assert issued.status_code == 201
+    token = issued.json()["token"]
+    me = client.get("/me", headers=bearer(token)).json()
+    assert (me["username"], me["role"], me["department_code"]) == (
+        "stats_analyst",
+        "analyst",
+        "113301000024856665",
+    )
+    assert (
+        client.post(f"/admin/tokens/{issued.json()['id']}/revoke", headers=office).status_code
+        == 200
+    )
+    refused = client.get("/me", headers=bearer(token))
+    assert refused.status_code == 401 and "revoked" in refused.text
+    log = client.get("/audit?username=stats_analyst", headers=office).json()
+    assert "token.refused" in {e["action"] for e in log}
+
+
+def test_tokens_expire(env):
+    client, tokens, clock, _ = env
+    assert client.get("/me", headers=bearer(tokens["consumer_b"])).status_code == 200
+    try:
+        clock.advance(days=91)
+        expired = client.get("/me", headers=bearer(tokens["consumer_b"]))
+        assert expired.status_code == 401 and "expired" in expired.text
+    finally:
+        clock.advance(days=-91)
+
+
+runner = CliRunner()
+
+
+def test_cli_bootstrap_tokens_and_revocation(tmp_path, monkeypatch, world):
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from tests.conftest import world_settings
+
+    monkeypatch.setenv("GOVSHARE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("COLUMNS", "200")
+    args = [
+        "admin",
+        "bootstrap",
+        "--department-code",
+        "11330100002483888A",
+        "--department-name",
+        "信息办",
+        "--username",
+        "chief",
+    ]
+    first = runner.invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    token = re.search(r"gs_[\w-]+", first.output).group(0)
+    again = runner.invoke(cli, args)
+    assert again.exit_code == 2 and "exists already" in again.output
+    assert (
+        runner.invoke(cli, ["admin", "department", "11330100002484777P", "市民政局"]).exit_code == 0
+    )
+    added = runner.invoke(
+        cli, ["admin", "user", "clerk", "--department", "11330100002484777P", "--role", "consumer"]
+    )
+    assert added.exit_code == 0, added.output
+    issued = runner.invoke(cli, ["admin", "token", "clerk", "--days", "3"])
+    clerk = re.search(r"gs_[\w-]+", issued.output).group(0)
+    token_id = re.search(r"token id (\d+)", issued.output).group(1)
+
+    settings = world_settings(world, tmp_path / "home")
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/me", headers=bearer(token)).json()["role"] == "office"
+        assert client.get("/me", headers=bearer(clerk)).json()["username"] == "clerk"
+        assert runner.invoke(cli, ["admin", "revoke", token_id]).exit_code == 0
+        assert client.get("/me", headers=bearer(clerk)).status_code == 401
+    verified = runner.invoke(cli, ["audit", "verify"])
+    assert verified.exit_code == 0 and "intact" in verified.output
+    shown = runner.invoke(cli, ["audit", "show"])
+    assert "token.revoke" in shown.output and "admin.bootstrap" in shown.output
