@@ -51,6 +51,8 @@ def upgrade() -> None:
         sa.Column("hash", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
+    # The head row exists from the start, so every append can lock it (FOR UPDATE).
+    op.execute("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '" + "0" * 64 + "')")
     op.create_table(
         "departments",
         sa.Column("id", sa.Integer(), nullable=False),
