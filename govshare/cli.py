@@ -254,7 +254,7 @@ def _seed_identities(settings: Settings, contracts: dict) -> None:
     users = seed(settings, contracts)
     console.print(f"Demo users and their tokens (also in {settings.home / 'demo-tokens.txt'}):")
     for u in users:
-        console.print(f"  {u.username:<22} {u.role:<9} {u.token}", highlight=False, soft_wrap=True)
+        console.print(f"  {u.username:<24} {u.role:<9} {u.token}", highlight=False, soft_wrap=True)
     console.print(
         "Try: curl -H 'Authorization: Bearer <civil_consumer token>' "
         f"http://{settings.api_host}:{settings.api_port}/datasets/population/rows?limit=3"

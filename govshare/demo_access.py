@@ -81,26 +81,38 @@ def _walk_request(
         period_start=now.date(),
         period_end=(now + timedelta(days=365)).date(),
     )
-    consumer = Principal.of(users["civil_consumer"])
-    request = submit(
-        session,
-        population,
-        consumer,
-        draft,
-        now,
-        working_days=settings.request_deadline_working_days,
-        zone=settings.timezone,
+    check = RequestDraft(
+        dataset="population",
+        kind="verification",
+        service="identity_name",
+        purpose="办理救助时核验申请人身份",
+        legal_basis=draft.legal_basis,
+        period_start=draft.period_start,
+        period_end=draft.period_end,
     )
-    for reviewer in ("population_provider", "office"):
-        review(
+    consumer = Principal.of(users["civil_consumer"])
+    for wanted in (draft, check):
+        request = submit(
             session,
             population,
-            Principal.of(users[reviewer]),
-            request,
-            ReviewDecision(decision="approve", reason="职责相符，范围适当"),
+            consumer,
+            wanted,
             now,
+            working_days=settings.request_deadline_working_days,
             zone=settings.timezone,
         )
+        for reviewer in ("population_provider", "office"):
+            decision = ReviewDecision(decision="approve", reason="职责相符，范围适当")
+            reviewer_principal = Principal.of(users[reviewer])
+            review(
+                session,
+                population,
+                reviewer_principal,
+                request,
+                decision,
+                now,
+                zone=settings.timezone,
+            )
 
 
 def seed(settings: Settings, contracts: dict[str, Contract]) -> list[DemoUser]:

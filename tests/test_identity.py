@@ -212,3 +212,37 @@ def test_cli_bootstrap_tokens_and_revocation(tmp_path, monkeypatch, world):
     assert verified.exit_code == 0 and "intact" in verified.output
     shown = runner.invoke(cli, ["audit", "show"])
     assert "token.revoke" in shown.output and "admin.bootstrap" in shown.output
+
+
+def test_demo_identities_are_ready_to_use(world, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from catalog.contracts import load_contracts
+    from catalog.settings import Settings
+    from govshare.demo_access import seed
+    from tests.conftest import world_settings
+
+    served = world_settings(world, tmp_path)
+    # Seeding touches only the state database; its own home keeps the token list apart.
+    settings = Settings(
+        home=tmp_path / "home", schemas_dir=world.schemas_dir, state_db=served.state_db
+    )
+    first = {u.username: u.token for u in seed(settings, load_contracts(settings.schemas_dir))}
+    second = {u.username: u.token for u in seed(settings, load_contracts(settings.schemas_dir))}
+    listing = tmp_path / "home" / "demo-tokens.txt"
+    assert listing.stat().st_mode & 0o077 == 0
+    assert second["civil_consumer"] in listing.read_text(encoding="utf-8")
+    with TestClient(create_app(served)) as client:
+        consumer = bearer(second["civil_consumer"])
+        assert client.get("/me", headers=bearer(first["civil_consumer"])).status_code == 401
+        rows = client.get("/datasets/population/rows?limit=5", headers=consumer).json()
+        assert rows["unmasked"] == ["name"] and rows["rows"]
+        answer = client.post(
+            "/verify/identity_name",
+            headers=consumer,
+            json={"id_number": "11010519491231002X", "name": "某"},
+        )
+        assert answer.status_code == 200 and answer.json()["answer"] is False
+        requests = client.get("/requests", headers=bearer(second["office"])).json()
+        assert sorted(r["status"] for r in requests) == ["approved", "approved"]
