@@ -103,6 +103,11 @@ def read_scope(
         if principal.department_code != contract.catalog.provider.code:
             raise AccessDenied("a provider reads only its own department's datasets")
         return Scope(tuple(contract.item_names), frozenset(contract.item_names), (), "owner")
+    if grants and sharing.type == "unconditional":
+        # Everyone sees all of it masked; a grant only adds the items it names in clear.
+        grant = grants[0]
+        clear = grant.unmasked_items & _sensitive(contract)
+        return Scope(tuple(contract.item_names), clear, (), "grant", grant.id, grant.purpose)
     if grants:
         grant = grants[0]
         return Scope(

@@ -52,8 +52,9 @@ def _period() -> dict:
 
 @pytest.fixture(scope="module")
 def grants(env, truth):
-    """Department A: population (4 items, id in clear, one district) and credit records
-    (all items, masked). Department B: nothing."""
+    """Department A: population (4 items, id in clear, one district), credit records
+    (all items, masked) and legal persons (representatives' names in clear, only that item
+    asked for). Department B: nothing."""
     client, tokens, _, _ = env
     district = max(
         {r["region_code"] for r in truth["population"]},
@@ -83,7 +84,23 @@ def grants(env, truth):
             **_period(),
         },
     )
-    return {"population": population["grant"], "credit_records": credit["grant"]}
+    legal = approve_request(
+        client,
+        tokens,
+        {
+            "dataset": "legal_persons",
+            "items": ["legal_rep_name"],
+            "unmasked_items": ["legal_rep_name"],
+            "purpose": "法定代表人核对",
+            "legal_basis": "测试",
+            **_period(),
+        },
+    )
+    return {
+        "population": population["grant"],
+        "credit_records": credit["grant"],
+        "legal_persons": legal["grant"],
+    }
 
 
 def expected_scope(contracts, grants, endpoint, dataset, who):
@@ -98,6 +115,8 @@ def expected_scope(contracts, grants, endpoint, dataset, who):
     if who.endswith("_provider"):
         return (names, set(names), []) if who == f"{dataset}_provider" else None
     grant = grants.get(dataset) if who.endswith("_a") else None
+    if grant and sharing.type == "unconditional":  # a grant only adds items in clear
+        return names, set(grant["unmasked_items"]), []
     if grant:
         return grant["items"], set(grant["unmasked_items"]), grant["row_filter"]
     if sharing.type == "unconditional":
