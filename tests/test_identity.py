@@ -246,3 +246,14 @@ def test_demo_identities_are_ready_to_use(world, tmp_path):
         assert answer.status_code == 200 and answer.json()["answer"] is False
         requests = client.get("/requests", headers=bearer(second["office"])).json()
         assert sorted(r["status"] for r in requests) == ["approved", "approved"]
+
+
+def test_migrations_match_the_models(tmp_path):
+    from alembic import command
+
+    from catalog.settings import Settings
+    from catalog.state.db import StateStore, alembic_config
+
+    store = StateStore(Settings(home=tmp_path))
+    command.check(alembic_config(store.engine))  # raises when the models drift from migrations
+    store.close()
