@@ -13,8 +13,11 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import get_state
+from catalog.access import READER_ROLES
 from catalog.audit import AuditEvent, record
 from catalog.identity import AuthenticationError, Principal, authenticate
+from catalog.requests import REQUESTER_ROLES, REVIEWER_ROLES
+from catalog.state.models import ROLES
 
 bearer = HTTPBearer(auto_error=False, description="A govshare token (`gs_…`)")
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
@@ -60,11 +63,11 @@ class Caller:
         return principal
 
 
-AnyRole = Annotated[Principal, Depends(Caller("office", "provider", "consumer", "analyst"))]
+AnyRole = Annotated[Principal, Depends(Caller(*ROLES))]
 Office = Annotated[Principal, Depends(Caller("office"))]
-Reader = Annotated[Principal, Depends(Caller("consumer", "analyst", "provider"))]
-Requester = Annotated[Principal, Depends(Caller("consumer", "analyst"))]
-Reviewer = Annotated[Principal, Depends(Caller("provider", "office"))]
+Reader = Annotated[Principal, Depends(Caller(*READER_ROLES))]
+Requester = Annotated[Principal, Depends(Caller(*REQUESTER_ROLES))]
+Reviewer = Annotated[Principal, Depends(Caller(*REVIEWER_ROLES))]
 
 
 def route_roles(dependant) -> tuple[str, ...] | None:

@@ -80,10 +80,6 @@ def filter_sql(clauses: tuple[FilterClause, ...] | list[FilterClause]) -> str:
     return " AND ".join(parts) or "TRUE"
 
 
-def _sensitive(contract: Contract) -> frozenset[str]:
-    return frozenset(i.name for i in contract.items if i.sensitivity == "sensitive")
-
-
 def read_scope(
     contract: Contract, principal: Principal, path: DataPath, grants: list[GrantView]
 ) -> Scope:
@@ -106,13 +102,13 @@ def read_scope(
     if grants and sharing.type == "unconditional":
         # Everyone sees all of it masked; a grant only adds the items it names in clear.
         grant = grants[0]
-        clear = grant.unmasked_items & _sensitive(contract)
+        clear = grant.unmasked_items & contract.sensitive_items
         return Scope(tuple(contract.item_names), clear, (), "grant", grant.id, grant.purpose)
     if grants:
         grant = grants[0]
         return Scope(
             grant.items,
-            grant.unmasked_items & _sensitive(contract),
+            grant.unmasked_items & contract.sensitive_items,
             grant.row_filter,
             "grant",
             grant.id,

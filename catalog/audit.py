@@ -88,12 +88,10 @@ def append(session: Session, event: AuditEvent, now: datetime) -> AuditEntry:
 
 
 def _append(session: Session, event: AuditEvent, now: datetime) -> AuditEntry:
+    # Created by the migration; without it (NoResultFound) the log refuses to take entries.
     head = session.execute(
         select(AuditHead).where(AuditHead.id == 1).with_for_update()
-    ).scalar_one_or_none()
-    if head is None:
-        head = AuditHead(id=1, seq=0, hash=GENESIS)
-        session.add(head)
+    ).scalar_one()
     actor = event.actor
     entry = AuditEntry(
         seq=head.seq + 1,

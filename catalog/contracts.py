@@ -203,6 +203,10 @@ class Contract(Strict):
         """Source column header → data item name (exact match after trimming)."""
         return {header: item.name for item in self.items for header in item.source_headers}
 
+    @cached_property
+    def sensitive_items(self) -> frozenset[str]:
+        return frozenset(item.name for item in self.items if item.sensitivity == "sensitive")
+
     @property
     def required_items(self) -> list[str]:
         return [item.name for item in self.items if item.required]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 from stdnum.cn import uscc
 
 from catalog.audit import AuditEvent, append
@@ -66,6 +66,12 @@ def add_department(session: Session, code: str, name: str, now: datetime) -> Dep
     session.add(department)
     session.flush()
     return department
+
+
+def ensure_department(session: Session, code: str, name: str, now: datetime) -> Department:
+    """The department with this code, registered first if it is not yet."""
+    found = session.scalar(select(Department).where(Department.code == code))
+    return found or add_department(session, code, name, now)
 
 
 def department_by_code(session: Session, code: str) -> Department:
@@ -154,7 +160,13 @@ def _token_event(action: str, token: Token, actor: Principal | None) -> AuditEve
 
 
 def authenticate(session: Session, plain: str, now: datetime) -> Principal:
-    token = session.scalar(select(Token).where(Token.token_hash == hash_token(plain)))
+    # Token, user and department in one query: this runs on every authenticated call.
+    stmt = (
+        select(Token)
+        .where(Token.token_hash == hash_token(plain))
+        .options(joinedload(Token.user).joinedload(User.department))
+    )
+    token = session.scalar(stmt)
     if token is None:
         raise AuthenticationError("unknown token")
     principal = Principal.of(token.user, token.id)

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import holidays
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from catalog.access import AccessDenied, FilterClause, GrantView, check_filter
 from catalog.audit import AuditEvent, append
@@ -35,6 +35,7 @@ TRANSITIONS: dict[tuple[str, str, str], str] = {
     ("provider_approved", "requester", "withdraw"): "withdrawn",
 }
 REQUESTER_ROLES = ("consumer", "analyst")
+REVIEWER_ROLES = ("provider", "office")
 
 
 class RequestError(ValueError):
@@ -127,10 +128,7 @@ def _check_scope(contract: Contract, draft: RequestDraft) -> None:
     if not draft.items:
         raise RequestError("name the data items needed (items)")
     _check_items(contract, draft.items, draft.unmasked_items)
-    try:
-        check_filter(contract, draft.row_filter)
-    except ValueError as exc:
-        raise RequestError(str(exc)) from exc
+    _check_filter(contract, draft.row_filter)
 
 
 def _check_items(contract: Contract, items: list[str], unmasked: list[str]) -> None:
@@ -139,9 +137,16 @@ def _check_items(contract: Contract, items: list[str], unmasked: list[str]) -> N
         raise RequestError(f"{contract.dataset} has no data items {unknown}")
     if not set(unmasked) <= set(items):
         raise RequestError("unmasked_items must be among the requested items")
-    plain = sorted(n for n in unmasked if contract.item(n).sensitivity != "sensitive")
+    plain = sorted(set(unmasked) - contract.sensitive_items)
     if plain:
         raise RequestError(f"unmasked_items lists items that are not sensitive: {plain}")
+
+
+def _check_filter(contract: Contract, clauses: list[FilterClause]) -> None:
+    try:
+        check_filter(contract, clauses)
+    except ValueError as exc:
+        raise RequestError(str(exc)) from exc
 
 
 def submit(
@@ -233,10 +238,7 @@ def _narrow(contract: Contract, request: AccessRequest, decision: ReviewDecision
         raise RequestError("unmasked_items may only narrow the request's unmasked items")
     _check_items(contract, items, unmasked)
     if decision.row_filter is not None:
-        try:
-            check_filter(contract, decision.row_filter)
-        except ValueError as exc:
-            raise RequestError(str(exc)) from exc
+        _check_filter(contract, decision.row_filter)
         # A reviewer's filter adds to the requester's (clauses are ANDed): it can only narrow.
         request.row_filter = request.row_filter + [c.model_dump() for c in decision.row_filter]
     request.items, request.unmasked_items = list(items), sorted(unmasked)
@@ -406,7 +408,9 @@ def active_grants(
     )
     if service is not None:
         stmt = stmt.where(Grant.service == service)
-    return list(session.execute(stmt.order_by(Grant.id.desc())).scalars())
+    # The request (its purpose) comes with each grant: no lazy load per grant on every read.
+    stmt = stmt.options(joinedload(Grant.request)).order_by(Grant.id.desc())
+    return list(session.execute(stmt).scalars())
 
 
 def grant_view(grant: Grant) -> GrantView:

@@ -23,6 +23,7 @@ from catalog.identity import (
     IdentityError,
     add_department,
     add_user,
+    ensure_department,
     issue_token,
     office_exists,
     revoke_token,
@@ -30,7 +31,7 @@ from catalog.identity import (
 )
 from catalog.settings import Settings
 from catalog.state.db import StateStore
-from catalog.state.models import AuditEntry, Department, User
+from catalog.state.models import AuditEntry, User
 
 admin_app = typer.Typer(help="Departments, users and tokens.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
@@ -78,9 +79,7 @@ def bootstrap(
     with _transaction() as session:
         if office_exists(session):
             raise IdentityError("an office user exists already; use `govshare admin user`")
-        existing = session.scalar(select(Department).where(Department.code == department_code))
-        if existing is None:
-            add_department(session, department_code, department_name, now)
+        ensure_department(session, department_code, department_name, now)
         user = add_user(session, username, department_code, "office", now)
         _audit(session, "admin.bootstrap", {"username": username, "department": department_code})
         token, plain = issue_token(session, user, now, Settings().token_ttl_days, "bootstrap")

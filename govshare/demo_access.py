@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session
 
 from catalog.access import FilterClause
 from catalog.contracts import Contract
-from catalog.identity import Principal, add_department, add_user, issue_token, revoke_token
+from catalog.identity import Principal, add_user, ensure_department, issue_token, revoke_token
 from catalog.requests import RequestDraft, ReviewDecision, review, submit
 from catalog.settings import Settings
 from catalog.state.db import StateStore
-from catalog.state.models import AccessRequest, Department, Token, User
+from catalog.state.models import AccessRequest, Token, User
 
 OFFICE = ("11330100002483888A", "市大数据发展管理局（信息办）")
 CONSUMER = ("11330100002484777P", "市民政局")
@@ -34,11 +34,6 @@ class DemoUser:
     role: str
     department: str
     token: str
-
-
-def _department(session: Session, code: str, name: str, now: datetime) -> None:
-    if session.scalar(select(Department).where(Department.code == code)) is None:
-        add_department(session, code, name, now)
 
 
 def _user(session: Session, username: str, code: str, role: str, now: datetime) -> User:
@@ -123,7 +118,7 @@ def seed(settings: Settings, contracts: dict[str, Contract]) -> list[DemoUser]:
         with store.transaction() as session:
             users = {}
             for username, role, code, dept_name in _people(contracts):
-                _department(session, code, dept_name, now)
+                ensure_department(session, code, dept_name, now)
                 users[username] = _user(session, username, code, role, now)
             old = select(Token).where(Token.label == DEMO_LABEL, Token.revoked_at.is_(None))
             for token in session.execute(old).scalars().all():
