@@ -304,6 +304,10 @@ def withdraw(
     return request
 
 
+def _start_of_day(day: date, zone: str) -> datetime:
+    return datetime.combine(day, time(), tzinfo=ZoneInfo(zone)).astimezone(UTC)
+
+
 def _end_of_day(day: date, zone: str) -> datetime:
     midnight = datetime.combine(day + timedelta(days=1), time(), tzinfo=ZoneInfo(zone))
     return midnight.astimezone(UTC)
@@ -330,6 +334,7 @@ def _create_grant(
         unmasked_items=list(request.unmasked_items),
         row_filter=list(request.row_filter),
         granted_at=now,
+        starts_at=_start_of_day(request.period_start, zone),
         expires_at=_end_of_day(last_day, zone),
     )
     session.add(grant)
@@ -404,6 +409,7 @@ def active_grants(
         Grant.dataset == dataset,
         Grant.kind == kind,
         Grant.revoked_at.is_(None),
+        Grant.starts_at <= now,
         Grant.expires_at > now,
     )
     if service is not None:

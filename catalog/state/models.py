@@ -66,6 +66,17 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime]
+    # Who registered the user and who confirmed them (username or ``cli:<login>``): a user acts
+    # only once confirmed by someone other than their creator (docs/access.md).
+    created_by: Mapped[str | None] = mapped_column(String(80))
+    confirmed_at: Mapped[datetime | None]
+    confirmed_by: Mapped[str | None] = mapped_column(String(80))
+    flag: Mapped[str | None] = mapped_column(Text, doc="Why this account needs a second look")
+    # One-time activation secret (SHA-256), handed over out of band; exchanged for a token.
+    activation_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    activation_expires_at: Mapped[datetime | None]
+    disabled_at: Mapped[datetime | None]
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
 
     department: Mapped[Department] = relationship(back_populates="users")
 
@@ -142,6 +153,7 @@ class Grant(Base):
     unmasked_items: Mapped[list[str]]
     row_filter: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     granted_at: Mapped[datetime]
+    starts_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
     revoked_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
@@ -165,6 +177,7 @@ class AuditEntry(Base):
     seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     at: Mapped[datetime]
     user_id: Mapped[int | None]
+    token_id: Mapped[int | None]
     username: Mapped[str] = mapped_column(String(64))
     department_code: Mapped[str | None] = mapped_column(String(18))
     role: Mapped[str | None] = mapped_column(String(16))
@@ -189,3 +202,26 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     seq: Mapped[int]
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class RateEvent(Base):
+    """One admitted call to a rate-limited service; counted under a lock, pruned as it ages."""
+
+    __tablename__ = "rate_events"
+    __table_args__ = (Index("ix_rate_events_user_service_at", "user_id", "service", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    service: Mapped[str] = mapped_column(String(63))
+    at: Mapped[datetime]
+
+
+class RefusalCounter(Base):
+    """Refusals of one kind by one caller, aggregated: the audit log gets one entry per
+    window, carrying how many were suppressed since the previous one."""
+
+    __tablename__ = "refusal_counters"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_started_at: Mapped[datetime]
+    suppressed: Mapped[int] = mapped_column(default=0)
