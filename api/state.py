@@ -16,6 +16,7 @@ import duckdb
 
 from catalog.contracts import Contract, load_contracts
 from catalog.lake import Lake
+from catalog.pseudonyms import Pseudonymiser
 from catalog.requests import local_day
 from catalog.settings import Settings
 from catalog.state.db import StateStore
@@ -31,6 +32,7 @@ class AppState:
     contracts: dict[str, Contract]
     lake: Lake
     store: StateStore
+    pseudonyms: Pseudonymiser
     clock: Callable[[], datetime] = utc_now
     _con: duckdb.DuckDBPyConnection | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -38,7 +40,11 @@ class AppState:
     @classmethod
     def create(cls, settings: Settings) -> AppState:
         return cls(
-            settings, load_contracts(settings.schemas_dir), Lake(settings), StateStore(settings)
+            settings,
+            load_contracts(settings.schemas_dir),
+            Lake(settings),
+            StateStore(settings),
+            Pseudonymiser.from_settings(settings),
         )
 
     def now(self) -> datetime:

@@ -25,6 +25,7 @@ from catalog.audit import verify
 from catalog.contracts import load_contracts
 from catalog.ingest import run_ingest
 from catalog.lake import Lake
+from catalog.masking import pseudonymised_items
 from catalog.queries import count_rows, rows_json
 from catalog.samples import generate
 from catalog.settings import REPO_ROOT, Settings
@@ -80,14 +81,19 @@ def main(rows: int, calls: int) -> None:
                 **period,
             },
         )
+        row_filter = (FilterClause(**grant["row_filter"][0]),)
         scope = Scope(
             tuple(grant["items"]),
             frozenset(),
-            (FilterClause(**grant["row_filter"][0]),),
+            row_filter,
             "grant",
             grant["id"],
+            pseudonymised=pseudonymised_items(
+                population, grant["items"], (), [c.item for c in row_filter]
+            ),
         )
         state = client.app.state.govshare
+        key = state.pseudonyms.key_for(f"grant:{grant['id']}")
         con = state.connection().cursor()
         version = latest_version(con, "population")
         person = con.execute(
@@ -101,7 +107,7 @@ def main(rows: int, calls: int) -> None:
             calls,
             lambda: (
                 latest_version(con, "population"),
-                rows_json(con, population, version, scope, limit=100, offset=0),
+                rows_json(con, population, version, scope, limit=100, offset=0, pseudonym_key=key),
                 count_rows(con, version, scope),
             ),
         )

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from catalog.contracts import Contract
 from catalog.identity import Principal
+from catalog.masking import pseudonymised_items
 from catalog.rules import quote_ident, sql_literal
 
 DataPath = Literal["api", "bulk_download"]
@@ -49,12 +50,44 @@ class GrantView:
 
 @dataclass(frozen=True)
 class Scope:
+    """What one read may see: ``items`` (in this order), those in clear, the row filter, and
+    the masked items that get a keyed pseudonym (their partial mask would leak), keyed by
+    ``pseudonym_context`` (one key per grant, or per department and dataset)."""
+
     items: tuple[str, ...]
     unmasked: frozenset[str]
     row_filter: tuple[FilterClause, ...]
     basis: Literal["owner", "unconditional", "grant"]
     grant_id: int | None = None
     purpose: str | None = None
+    pseudonymised: frozenset[str] = frozenset()
+    pseudonym_context: str = ""
+
+
+def _scope(
+    contract: Contract,
+    principal: Principal,
+    items: tuple[str, ...],
+    clear: frozenset[str],
+    row_filter: tuple[FilterClause, ...],
+    grant: GrantView | None,
+) -> Scope:
+    filtered = [clause.item for clause in row_filter]
+    context = (
+        f"grant:{grant.id}"
+        if grant
+        else f"department:{principal.department_code}:{contract.dataset}"
+    )
+    return Scope(
+        items,
+        clear,
+        row_filter,
+        "grant" if grant else "unconditional",
+        grant.id if grant else None,
+        grant.purpose if grant else None,
+        pseudonymised_items(contract, items, clear, filtered),
+        context,
+    )
 
 
 def check_filter(contract: Contract, clauses: list[FilterClause]) -> None:
@@ -81,10 +114,20 @@ def filter_sql(clauses: tuple[FilterClause, ...] | list[FilterClause]) -> str:
 
 
 def read_scope(
-    contract: Contract, principal: Principal, path: DataPath, grants: list[GrantView]
+    contract: Contract,
+    principal: Principal,
+    path: DataPath,
+    grants: list[GrantView],
+    *,
+    grant_named: bool = False,
 ) -> Scope:
     """The scope of a read by this caller over this path, or AccessDenied saying why.
-    ``grants`` are the department's active row grants on the dataset, the one to use first."""
+
+    ``grants`` are the department's grants in force on the dataset, the one to use first.
+    On a conditional dataset the first grant is the scope. On an unconditional dataset every
+    department reads every row with sensitive items masked; a grant applies when the caller
+    names it (``grant_named``), and then it is the whole scope — its items, its row filter,
+    its items in clear — so a reviewer's narrowing holds on that path too."""
     sharing = contract.catalog.sharing
     if principal.role not in READER_ROLES:
         raise AccessDenied(f"role {principal.role!r} does not read dataset rows")
@@ -99,23 +142,13 @@ def read_scope(
         if principal.department_code != contract.catalog.provider.code:
             raise AccessDenied("a provider reads only its own department's datasets")
         return Scope(tuple(contract.item_names), frozenset(contract.item_names), (), "owner")
-    if grants and sharing.type == "unconditional":
-        # Everyone sees all of it masked; a grant only adds the items it names in clear.
-        grant = grants[0]
-        clear = grant.unmasked_items & contract.sensitive_items
-        return Scope(tuple(contract.item_names), clear, (), "grant", grant.id, grant.purpose)
+    if sharing.type == "unconditional" and not grant_named:
+        names = tuple(contract.item_names)
+        return _scope(contract, principal, names, frozenset(), (), None)
     if grants:
         grant = grants[0]
-        return Scope(
-            grant.items,
-            grant.unmasked_items & contract.sensitive_items,
-            grant.row_filter,
-            "grant",
-            grant.id,
-            grant.purpose,
-        )
-    if sharing.type == "unconditional":
-        return Scope(tuple(contract.item_names), frozenset(), (), "unconditional")
+        clear = grant.unmasked_items & contract.sensitive_items
+        return _scope(contract, principal, grant.items, clear, grant.row_filter, grant)
     raise AccessDenied(
         f"{contract.dataset} is shared on conditions ({sharing.conditions or ''}); "
         "it needs an approved access request"

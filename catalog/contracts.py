@@ -89,6 +89,18 @@ class AgreesWith(Strict):
     part: Literal["sex", "birth_date"]
 
 
+IdentifierPart = Literal["region", "birth_date", "sex", "org_code"]
+
+
+class Reveals(Strict):
+    """This item (often) repeats a part of another item, e.g. a household region code the
+    region digits of the identity number. Masking uses it: a partial mask that hides that
+    part would leak when this item is shown in clear, so a keyed pseudonym replaces it."""
+
+    field: Identifier
+    part: IdentifierPart
+
+
 class DataItem(Strict):
     name: Identifier
     label: str = Field(description="Chinese name of the data item")
@@ -108,6 +120,9 @@ class DataItem(Strict):
     not_before: Identifier | None = Field(
         default=None, description="Field this one must not precede"
     )
+    reveals: list[Reveals] = Field(
+        default=[], description="Parts of other items this one repeats (not a quality rule)"
+    )
 
     @model_validator(mode="after")
     def _mask_when_sensitive(self) -> DataItem:
@@ -120,6 +135,14 @@ class DataItem(Strict):
     @property
     def source_headers(self) -> list[str]:
         return [self.label, self.name, *self.headers]
+
+    @property
+    def disclosed_parts(self) -> list[Reveals]:
+        """Parts of other items this one tells: its ``reveals`` and what it must agree with."""
+        if self.agrees_with is None:
+            return list(self.reveals)
+        agreed = Reveals(field=self.agrees_with.field, part=self.agrees_with.part)
+        return [*self.reveals, agreed]
 
 
 class Quality(Strict):
@@ -170,6 +193,11 @@ class Contract(Strict):
             if key not in names:
                 raise ValueError(f"key field {key!r} is not a data item")
         for item in self.items:
+            for revealed in item.reveals:
+                if revealed.field not in names or revealed.field == item.name:
+                    raise ValueError(
+                        f"data item {item.name!r} reveals part of unknown item {revealed.field!r}"
+                    )
             refs = [item.agrees_with.field if item.agrees_with else None, item.not_before]
             for ref in filter(None, refs):
                 if ref not in names:

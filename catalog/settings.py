@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     """Working days the reviewers have to decide an access request before it is overdue."""
     verify_rate_per_minute: int = 30
     """Verification calls one user may make per service and minute (HTTP 429 beyond)."""
+    pseudonym_key_file: Path | None = None
+    """File of the secret that keys pseudonyms of masked items (32 random bytes, created
+    owner-only on first use). Empty: ``<home>/secrets/pseudonym.key``. Keep it out of the
+    lake and back it up: without it, pseudonyms handed out before can no longer be matched."""
     timezone: str = "Asia/Shanghai"
     """Local time zone of the office: working days, "valid today" and deadlines use it."""
 
@@ -57,6 +61,10 @@ class Settings(BaseSettings):
     @cached_property
     def state_url(self) -> str:
         return self.state_db or f"sqlite:///{self.home / 'state.sqlite'}"
+
+    @cached_property
+    def pseudonym_key_path(self) -> Path:
+        return self.pseudonym_key_file or self.home / "secrets" / "pseudonym.key"
 
     @cached_property
     def lake_data_uri(self) -> str:

@@ -50,62 +50,66 @@ def _period() -> dict:
     return {"period_start": "2026-01-01", "period_end": "2099-12-31"}
 
 
+def _most_common(rows, item):
+    values = [r[item] for r in rows if r[item]]
+    return max(set(values), key=values.count)
+
+
 @pytest.fixture(scope="module")
 def grants(env, truth):
-    """Department A: population (4 items, id in clear, one district), credit records
-    (all items, masked) and legal persons (representatives' names in clear, only that item
-    asked for). Department B: nothing."""
+    """Department A's grants, oldest first (the newest applies when none is named):
+    population P1 (4 items, id in clear, one district), P3 (id masked, filtered on the id's
+    prefix), P2 (newest: names in clear, birth date and region in clear, id masked — the
+    linkage case); credit records (all items, masked); legal persons (unconditional; one
+    region, representatives' ids in clear — the filter must hold on every path).
+    Department B: nothing."""
     client, tokens, _, _ = env
-    district = max(
-        {r["region_code"] for r in truth["population"]},
-        key=lambda c: sum(r["region_code"] == c for r in truth["population"]),
-    )
-    population = approve_request(
-        client,
-        tokens,
-        {
+    district = _most_common(truth["population"], "region_code")
+    legal_region = _most_common(truth["legal_persons"], "region_code")
+    bodies = {
+        "population_p1": {
             "dataset": "population",
             "items": ["id_number", "name", "region_code", "status"],
             "unmasked_items": ["id_number"],
-            "purpose": "低保资格核查",
-            "legal_basis": "《社会救助暂行办法》",
             "row_filter": [{"item": "region_code", "op": "eq", "values": [district]}],
-            **_period(),
         },
-    )
-    credit = approve_request(
-        client,
-        tokens,
-        {
+        "population_p3": {
+            "dataset": "population",
+            "items": ["id_number", "sex", "status"],
+            "row_filter": [{"item": "id_number", "op": "prefix", "values": [district[:4]]}],
+        },
+        "population_p2": {
+            "dataset": "population",
+            "items": ["id_number", "name", "sex", "birth_date", "region_code", "status"],
+            "unmasked_items": ["name"],
+        },
+        "credit_records": {
             "dataset": "credit_records",
             "items": [i.name for i in load_contracts(env[3].schemas_dir)["credit_records"].items],
-            "purpose": "联合惩戒",
-            "legal_basis": "国发〔2016〕33号",
-            **_period(),
         },
-    )
-    legal = approve_request(
-        client,
-        tokens,
-        {
+        "legal_persons": {
             "dataset": "legal_persons",
-            "items": ["legal_rep_name"],
-            "unmasked_items": ["legal_rep_name"],
-            "purpose": "法定代表人核对",
-            "legal_basis": "测试",
-            **_period(),
+            "items": ["uscc", "name", "legal_rep_name", "legal_rep_id", "region_code"],
+            "unmasked_items": ["legal_rep_id"],
+            "row_filter": [{"item": "region_code", "op": "eq", "values": [legal_region]}],
         },
-    )
-    return {
-        "population": population["grant"],
-        "credit_records": credit["grant"],
-        "legal_persons": legal["grant"],
     }
+    made = {}
+    for name, body in bodies.items():
+        body = {"purpose": "依法履职核查", "legal_basis": "测试依据", **_period(), **body}
+        made[name] = approve_request(client, tokens, body)["grant"]
+    return made
 
 
-def expected_scope(contracts, grants, endpoint, dataset, who):
+def _newest(grants, dataset):
+    mine = [g for g in grants.values() if g["dataset"] == dataset]
+    return max(mine, key=lambda g: g["id"]) if mine else None
+
+
+def expected_scope(contracts, grants, endpoint, dataset, who, named=None):
     """The rules of SPEC §6 written out independently of catalog/access.py:
-    None means 403, else (items, items in clear, filter)."""
+    None means 403, else (items, items in clear, filter). ``named``: the grant the caller
+    names with ``grant=``."""
     contract = contracts[dataset]
     sharing = contract.catalog.sharing
     method = "api" if endpoint == "rows" else "bulk_download"
@@ -114,19 +118,22 @@ def expected_scope(contracts, grants, endpoint, dataset, who):
         return None
     if who.endswith("_provider"):
         return (names, set(names), []) if who == f"{dataset}_provider" else None
-    grant = grants.get(dataset) if who.endswith("_a") else None
-    if grant and sharing.type == "unconditional":  # a grant only adds items in clear
-        return names, set(grant["unmasked_items"]), []
+    mine = who.endswith("_a")
+    if named is not None:  # a named grant is the whole scope, on any sharing type
+        return (named["items"], set(named["unmasked_items"]), named["row_filter"]) if mine else None
+    if sharing.type == "unconditional":  # everyone: every row, sensitive items masked
+        return names, set(), []
+    grant = _newest(grants, dataset) if mine else None
     if grant:
         return grant["items"], set(grant["unmasked_items"]), grant["row_filter"]
-    if sharing.type == "unconditional":
-        return names, set(), []
     return None
 
 
-def _fetch(client, token, endpoint, dataset):
+def _fetch(client, token, endpoint, dataset, grant=None):
     url = f"/datasets/{dataset}/{endpoint}"
     url += "?limit=1000" if endpoint == "rows" else "?format=csv"
+    if grant is not None:
+        url += f"&grant={grant}"
     response = client.get(url, headers=bearer(token))
     if response.status_code != 200:
         return response.status_code, None, response.text
@@ -152,6 +159,31 @@ PROVIDERS = [
 ]
 
 
+def _check_response(contract, truth_rows, scope, rows, body, context):
+    """Columns, rows and masking of one 200 response against the expected scope."""
+    items, clear, clauses = scope
+    sensitive = {i.name for i in contract.items if i.sensitivity == "sensitive"}
+    real = [r for r in truth_rows if _passes(r, clauses)]
+    assert len(rows) == min(len(real), 1000), context
+    assert all(list(r) == list(items) for r in rows), context
+    for clause in clauses:  # the filter holds on what is shown in clear, too
+        if clause["item"] in items and clause["item"] not in sensitive:
+            assert all(_passes({clause["item"]: r[clause["item"]]}, [clause]) for r in rows)
+    for item in sensitive & set(items):
+        raw = {r[item] for r in truth_rows if r[item]}
+        allowed = {r[item] for r in real if r[item]}
+        shown = [r[item] for r in rows if r[item]]
+        if item in clear:  # in clear only the rows the filter lets through
+            assert set(shown) <= allowed, context
+        else:  # masked: no value equals a real one, and long identifiers never appear
+            assert all(v not in raw for v in shown), (context, item)
+            assert all("*" in v or v.startswith("ps_") for v in shown), (context, item)
+            long_raw = [v for v in raw if len(v) >= 11]
+            assert not any(v in body for v in long_raw), (context, item)
+    for item in set(contract.item_names) - set(items):
+        assert not any(item in r for r in rows)
+
+
 @pytest.mark.parametrize("endpoint", ["rows", "export"])
 @pytest.mark.parametrize("who", ["office", *PROVIDERS, *CONSUMERS])
 def test_enforcement_matrix_no_leaks(env, contracts, truth, grants, endpoint, who):
@@ -159,32 +191,146 @@ def test_enforcement_matrix_no_leaks(env, contracts, truth, grants, endpoint, wh
     for dataset, contract in contracts.items():
         scope = expected_scope(contracts, grants, endpoint, dataset, who)
         status, rows, body = _fetch(client, tokens[who], endpoint, dataset)
-        sensitive = {i.name for i in contract.items if i.sensitivity == "sensitive"}
         if scope is None:
             assert status == 403, (dataset, who, body)
-            assert rows is None
             continue
-        items, clear, clauses = scope
         assert status == 200, (dataset, who, body)
-        real = [r for r in truth[dataset] if _passes(r, clauses)]
-        assert len(rows) == min(len(real), 1000), (dataset, who)
-        assert all(list(r) == list(items) for r in rows), (dataset, who)
-        filter_items = {c["item"] for c in clauses}
-        for item in filter_items & set(items):
-            assert all(
-                _passes({item: r[item]}, [c for c in clauses if c["item"] == item]) for r in rows
-            )
-        for item in sensitive & set(items):
-            raw = {r[item] for r in truth[dataset] if r[item]}
-            shown = [r[item] for r in rows if r[item]]
-            if item in clear:
-                assert set(shown) <= raw
-            else:  # masked: no value equals a real one, and long identifiers never appear
-                assert all("*" in v and v not in raw for v in shown), (dataset, who, item)
-                long_raw = [v for v in raw if len(v) >= 11]
-                assert not any(v in body for v in long_raw), (dataset, who, item)
-        for item in set(contract.item_names) - set(items):
-            assert not any(item in r for r in rows)
+        _check_response(contract, truth[dataset], scope, rows, body, (dataset, who, endpoint))
+
+
+@pytest.mark.parametrize("endpoint", ["rows", "export"])
+@pytest.mark.parametrize("who", ["consumer_a", "analyst_a", "consumer_b"])
+def test_every_narrowing_holds_under_a_named_grant(env, contracts, truth, grants, endpoint, who):
+    """Each grant read by name, on every path: its items, its filter, its items in clear —
+    on the unconditional legal persons register as on the conditional datasets."""
+    client, tokens, _, _ = env
+    for name, grant in grants.items():
+        dataset = grant["dataset"]
+        scope = expected_scope(contracts, grants, endpoint, dataset, who, named=grant)
+        status, rows, body = _fetch(client, tokens[who], endpoint, dataset, grant["id"])
+        if scope is None:
+            assert status == 403, (name, who, body)
+            continue
+        assert status == 200, (name, who, body)
+        _check_response(contracts[dataset], truth[dataset], scope, rows, body, (name, who))
+
+
+def _identity_candidates(masked: str, row: dict, clauses: list, region_codes: set[str]):
+    """Every resident identity number (GB 11643) that fits a partial mask ``PPPP**********SSSC``
+    given what the same row shows in clear: any date in the row as the birth date, any
+    six-digit code in the row or the grant's filter as the region. None when the row gives
+    no birth date (then thousands of dates fit: nothing can be rebuilt)."""
+    shown = [str(v) for k, v in row.items() if v and "*" not in str(v)]
+    births = {v.replace("-", "") for v in shown if len(v) == 10 and v[4] == "-" and v[7] == "-"}
+    if not births:
+        return None
+    codes = {v for v in shown if len(v) == 6 and v.isdigit()}
+    codes |= {v for c in clauses for v in c["values"] if len(v) == 6 and v.isdigit()}
+    prefix, tail = masked[:4], masked[14:]
+    districts = {c for c in codes if c.startswith(prefix)} or {
+        c for c in region_codes if c.startswith(prefix)
+    }
+    found = set()
+    for district in districts:
+        for birth in births:
+            candidate = district + birth + tail
+            if _ric_ok(candidate):
+                found.add(candidate)
+    return found
+
+
+def _ric_ok(number: str) -> bool:
+    """ISO 7064 MOD 11-2 check character of GB 11643 (python-stdnum computes it)."""
+    from stdnum.cn import ric
+
+    return number[:17].isdigit() and ric.calc_check_digit(number[:17] + "0") == number[17]
+
+
+def test_linkage_attack_rebuilds_no_masked_identity_number(env, contracts, truth, grants):
+    """For every grant and every default view, rebuild each partially masked identity number
+    from the clear items of its own row (birth date, region, the check character): none may
+    come out as a unique real number. Pseudonymised ones must not be real values either."""
+    from catalog.regions import regions
+
+    client, tokens, _, _ = env
+    codes = set(regions())
+    reads = [(g["dataset"], g["id"], g["row_filter"], g["unmasked_items"]) for g in grants.values()]
+    reads += [(d, None, [], []) for d in ("legal_persons", "credit_records", "population")]
+    attempts = 0
+    for dataset, grant_id, clauses, clear in reads:
+        contract = contracts[dataset]
+        real_ids = {
+            r[i.name]
+            for r in truth[dataset]
+            for i in contract.items
+            if i.mask == "identity" and r[i.name]
+        }
+        status, rows, body = _fetch(client, tokens["consumer_a"], "rows", dataset, grant_id)
+        assert status == 200, body
+        for row in rows:
+            for item in contract.items:
+                value = row.get(item.name)
+                if item.mask != "identity" or not value or item.name in clear:
+                    continue
+                assert value not in real_ids
+                if "*" not in value:
+                    continue
+                candidates = _identity_candidates(value, row, clauses, codes)
+                if candidates is None:
+                    continue
+                attempts += 1
+                rebuilt = candidates & real_ids
+                assert not (len(candidates) == 1 and rebuilt), (dataset, grant_id, value)
+    assert attempts > 0  # the attack ran on rows that show dates next to partial masks
+
+
+def test_the_linkage_grant_gets_pseudonyms_stable_within_the_grant(env, grants):
+    """Grant P2 shows birth date and region in clear, so its identity numbers are keyed
+    pseudonyms: the same in two calls and in the export, different under another grant,
+    and the rows are not in the order of the real numbers (that order is region then birth
+    date, which is what the mask hides)."""
+    client, tokens, _, _ = env
+    p2, p3 = grants["population_p2"], grants["population_p3"]
+    url = f"/datasets/population/rows?limit=1000&grant={p2['id']}"
+    first = client.get(url, headers=bearer(tokens["consumer_a"])).json()
+    again = client.get(url, headers=bearer(tokens["analyst_a"])).json()
+    assert first["pseudonymised"] == ["id_number"]
+    ids = [r["id_number"] for r in first["rows"]]
+    assert all(v.startswith("ps_") and len(v) == 23 for v in ids)
+    assert len(set(ids)) == len(ids) and ids == [r["id_number"] for r in again["rows"]]
+    other = client.get(
+        f"/datasets/population/rows?limit=1000&grant={p3['id']}",
+        headers=bearer(tokens["consumer_a"]),
+    ).json()
+    assert other["pseudonymised"] == ["id_number"]  # filtered on the id itself
+    assert not set(ids) & {r["id_number"] for r in other["rows"]}
+    keys = [(r["region_code"], r["birth_date"]) for r in first["rows"]]
+    ranks = {k: i for i, k in enumerate(sorted(set(keys)))}
+    positions = list(range(len(keys)))
+    assert abs(_spearman(positions, [ranks[k] for k in keys])) < 0.3
+
+
+def _spearman(xs, ys):
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    cov = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
+    vx = sum((x - mx) ** 2 for x in xs) ** 0.5
+    vy = sum((y - my) ** 2 for y in ys) ** 0.5
+    return cov / (vx * vy)
+
+
+def test_partial_masks_stay_where_nothing_tells_the_hidden_digits(env, grants):
+    """Credit records show no birth date or region next to the subject's identity number, so
+    the partial mask (first four, last four) is kept; masked names never show their length."""
+    client, tokens, _, _ = env
+    page = client.get(
+        f"/datasets/credit_records/rows?limit=1000&grant={grants['credit_records']['id']}",
+        headers=bearer(tokens["consumer_a"]),
+    ).json()
+    assert page["pseudonymised"] == []
+    subjects = [r["subject_id"] for r in page["rows"]]
+    assert all(len(v) == 18 and v[4:14] == "*" * 10 for v in subjects)
+    assert {len(r["subject_name"]) for r in page["rows"]} == {3}
 
 
 def test_masking_formats(env, truth):
@@ -197,7 +343,7 @@ def test_masking_formats(env, truth):
         real = by_key[row["uscc"]]
         rid, name = real["legal_rep_id"], real["legal_rep_name"]
         assert row["legal_rep_id"] == rid[:4] + "*" * 10 + rid[-4:]
-        assert row["legal_rep_name"] == name[0] + "*" * (len(name) - 1)
+        assert row["legal_rep_name"] == name[0] + "**"  # the length of a name is not shown
         assert row["address"] == real["address"]  # a company's address is not sensitive
     phones = client.get(
         "/datasets/population/rows?limit=5", headers=bearer(tokens["population_provider"])
@@ -210,8 +356,9 @@ def test_masking_formats(env, truth):
     [
         ("identity", "33010619900101123X", "3301**********123X"),
         ("phone", "13812345678", "138****5678"),
-        ("name", "欧阳娜娜", "欧***"),
-        ("name", "张", "张*"),
+        ("name", "欧阳娜娜", "欧**"),
+        ("name", "张", "张**"),
+        ("address", "文三路1号", "文三****"),
         ("address", "浙江省杭州市西湖区文三路1号", "浙江省杭州市****"),
         ("redact", "anything", "****"),
         ("identity", None, None),
@@ -234,7 +381,7 @@ def test_mask_formats_in_sql(contracts, mask, value, shown):
 
 def test_a_grant_for_another_department_cannot_be_named(env, grants):
     client, tokens, _, _ = env
-    gid = grants["population"]["id"]
+    gid = grants["population_p1"]["id"]
     assert (
         client.get(
             f"/datasets/population/rows?grant={gid}", headers=bearer(tokens["consumer_b"])

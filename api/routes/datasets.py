@@ -48,7 +48,7 @@ def _scope(
             grants = [g for g in grants if g.id == grant]
             if not grants:
                 raise AccessDenied(f"grant {grant} is not in force for your department")
-        return read_scope(contract, principal, path, grants)
+        return read_scope(contract, principal, path, grants, grant_named=grant is not None)
     except AccessDenied as exc:
         action = "read" if path == "api" else "export"
         record(
@@ -101,6 +101,7 @@ def _audit_read(
                 "basis": scope.basis,
                 "grant_id": scope.grant_id,
                 "unmasked": sorted(scope.unmasked),
+                "pseudonymised": sorted(scope.pseudonymised),
                 **detail,
             },
         ),
@@ -126,12 +127,19 @@ def get_rows(
     version: int | None = Query(None, ge=1, description="Version number; latest if absent"),
     limit: int = Query(100, ge=1),
     offset: int = Query(0, ge=0),
-    grant: int | None = Query(None, description="Grant to read under; the newest if absent"),
+    grant: int | None = Query(
+        None,
+        description="Grant to read under. Absent: the newest grant in force on a conditional "
+        "dataset, the unconditional view (everything masked) on an unconditional one",
+    ),
 ) -> Response:
     scope = _scope(state, contract, principal, "api", grant)
     limit = min(limit, state.settings.page_size_max)
     chosen = _version(cursor, contract, version)
-    rows, served = rows_json(cursor, contract, chosen, scope, limit=limit, offset=offset)
+    key = state.pseudonyms.key_for(scope.pseudonym_context)
+    rows, served = rows_json(
+        cursor, contract, chosen, scope, limit=limit, offset=offset, pseudonym_key=key
+    )
     _audit_read(
         state,
         principal,
@@ -151,6 +159,7 @@ def get_rows(
             "limit": limit,
             "items": list(scope.items),
             "unmasked": sorted(scope.unmasked),
+            "pseudonymised": sorted(scope.pseudonymised),
         },
         ensure_ascii=False,
     )
@@ -175,14 +184,19 @@ def export_rows(
     cursor: CursorDep,
     format: Literal["csv", "parquet"] = "csv",
     version: int | None = Query(None, ge=1, description="Version number; latest if absent"),
-    grant: int | None = Query(None, description="Grant to read under; the newest if absent"),
+    grant: int | None = Query(
+        None,
+        description="Grant to read under. Absent: the newest grant in force on a conditional "
+        "dataset, the unconditional view (everything masked) on an unconditional one",
+    ),
 ) -> FileResponse:
     scope = _scope(state, contract, principal, "bulk_download", grant)
     chosen = _version(cursor, contract, version)
     folder = _export_folder(state)
     path = folder / f"{contract.dataset}-v{chosen.version}.{format}"
     try:
-        rows = export_file(cursor, contract, chosen, scope, path, format)
+        key = state.pseudonyms.key_for(scope.pseudonym_context)
+        rows = export_file(cursor, contract, chosen, scope, path, format, pseudonym_key=key)
         _audit_read(state, principal, "export", contract, chosen, scope, rows, {"format": format})
     except BaseException:
         _remove(folder)

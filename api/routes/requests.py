@@ -51,6 +51,7 @@ class GrantPublic(BaseModel):
     unmasked_items: list[str]
     row_filter: list[FilterClause]
     granted_at: datetime
+    starts_at: datetime
     expires_at: datetime
     revoked_at: datetime | None
     revoke_reason: str | None
@@ -69,10 +70,11 @@ class GrantPublic(BaseModel):
             unmasked_items=grant.unmasked_items,
             row_filter=grant.row_filter,
             granted_at=grant.granted_at,
+            starts_at=grant.starts_at,
             expires_at=grant.expires_at,
             revoked_at=grant.revoked_at,
             revoke_reason=grant.revoke_reason,
-            active=grant.revoked_at is None and grant.expires_at > now,
+            active=grant.revoked_at is None and grant.starts_at <= now < grant.expires_at,
         )
 
 
