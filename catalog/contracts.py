@@ -89,7 +89,9 @@ class AgreesWith(Strict):
     part: Literal["sex", "birth_date"]
 
 
-IdentifierPart = Literal["region", "birth_date", "sex", "org_code"]
+# Parts of a value another item may repeat: of an identifier (GB 11643, GB 32100), or the
+# whole value (a sole trader's business name carries the owner's name).
+ItemPart = Literal["region", "birth_date", "sex", "org_code", "whole"]
 
 
 class Reveals(Strict):
@@ -98,7 +100,7 @@ class Reveals(Strict):
     part would leak when this item is shown in clear, so a keyed pseudonym replaces it."""
 
     field: Identifier
-    part: IdentifierPart
+    part: ItemPart
 
 
 class DataItem(Strict):

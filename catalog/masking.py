@@ -32,12 +32,13 @@ _MASKS = {
 # and the last four characters: of a resident identity number (GB 11643) the province and
 # city, the sequence, sex digit and check character; it hides the county digits of the
 # region and the birth date. Of a unified social credit code (GB 32100) it hides most of the
-# region and the start of the organisation code.
+# region and the start of the organisation code. Every partial mask hides part of the
+# whole value, so an item that may repeat the whole value defeats any of them.
 HIDDEN_PARTS: dict[str, frozenset[str]] = {
-    "identity": frozenset({"region", "birth_date", "org_code"}),
-    "phone": frozenset(),
-    "name": frozenset(),
-    "address": frozenset(),
+    "identity": frozenset({"region", "birth_date", "org_code", "whole"}),
+    "phone": frozenset({"whole"}),
+    "name": frozenset({"whole"}),
+    "address": frozenset({"whole"}),
     "redact": frozenset(),
 }
 
