@@ -156,6 +156,16 @@ class Source(Strict):
     geometry_field: Identifier | None = Field(
         default=None, description="For GeoJSON: the data item that receives each feature's geometry"
     )
+    partial_updates: bool = Field(
+        default=False,
+        description="Files may omit optional items: an omitted item keeps the published value "
+        "of an existing key (NULL for a new key). False: every file carries every item.",
+    )
+    updated_at: Identifier | None = Field(
+        default=None,
+        description="Item (timestamp or date) saying when a record last changed: a row older "
+        "than the published row with its key is not applied (quarantined as stale)",
+    )
 
 
 class VerificationService(Strict):
@@ -210,6 +220,12 @@ class Contract(Strict):
             raise ValueError(f"source headers mapped to more than one item: {sorted(clashes)}")
         if self.source.geometry_field and self.source.geometry_field not in names:
             raise ValueError(f"geometry_field {self.source.geometry_field!r} is not a data item")
+        if self.source.updated_at is not None:
+            stamp = self.source.updated_at
+            if stamp not in names:
+                raise ValueError(f"source.updated_at {stamp!r} is not a data item")
+            if self.item(stamp).type not in ("timestamp", "date"):
+                raise ValueError(f"source.updated_at {stamp!r} must be a timestamp or date item")
         self._check_verification(names)
         return self
 

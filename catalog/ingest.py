@@ -4,10 +4,17 @@ The CLI calls :func:`run_ingest` directly; the Dagster assets call the same step
 (:func:`catalog.staging.stage`, :func:`validate_staged`, :func:`catalog.publish.publish`) and
 :func:`finish_run` at the end. Handed-over files are filed afterwards: ``archive/<dataset>/
 <run>/`` when used, ``rejected/<dataset>/<run>/`` with a ``.reason.txt`` when refused.
+
+Every run ends recorded twice: a run record in the lake (kept in ``lake/pending-runs/``
+until the next write when the lake is busy) and an ``ingest`` entry in the hash-chained
+audit log, naming who ran it, the files by name and checksum, and the version published.
+Each run stages into a file of its own, removed when the run ends, so two ingests of one
+dataset never collide; their lake writes take turns (``lake_lock_timeout_seconds``).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import uuid
 from collections.abc import Callable
@@ -16,14 +23,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from catalog.audit import AuditEvent, record
 from catalog.contracts import Contract
-from catalog.lake import Lake
+from catalog.identity import local_operator
+from catalog.lake import Lake, LakeBusy
 from catalog.publish import PublishResult, publish
 from catalog.readers import IngestError
 from catalog.settings import Settings
-from catalog.staging import SourceFile, StageReport, describe_file, open_staging, stage
+from catalog.staging import (
+    SourceFile,
+    StageReport,
+    describe_file,
+    open_staging,
+    remove_staging,
+    stage,
+)
+from catalog.state.db import StateStore
 from catalog.validation import QualitySummary, evaluate
-from catalog.versions import RunRecord, Version, insert_run, published_checksums
+from catalog.versions import RunRecord, Version, insert_run, published_checksums, run_exists
 
 Status = Literal["published", "unchanged", "rejected", "failed"]
 Handover = Literal["move", "copy"]
@@ -39,6 +56,8 @@ class IngestOutcome:
     rows_read: int = 0
     rows_published: int = 0
     rows_quarantined: int = 0
+    rows_stale: int = 0
+    stale_keys: tuple[str, ...] = ()
     version: Version | None = None
     quality: QualitySummary | None = None
     message: str = ""
@@ -56,8 +75,8 @@ def already_published(lake: Lake, contract: Contract, files: list[SourceFile]) -
     return bool(files) and all(f.sha256 in known for f in files)
 
 
-def validate_staged(contract: Contract, settings: Settings) -> QualitySummary:
-    con = open_staging(settings, contract.dataset)
+def validate_staged(contract: Contract, settings: Settings, run_id: str) -> QualitySummary:
+    con = open_staging(settings, contract.dataset, run_id)
     try:
         return evaluate(con, contract)
     finally:
@@ -83,36 +102,100 @@ def file_delivery(
     return target
 
 
-def record_run(lake: Lake, outcome: IngestOutcome) -> None:
-    with lake.writer() as con:
-        insert_run(
-            con,
-            RunRecord(
-                run_id=outcome.run_id,
-                dataset=outcome.dataset,
-                started_at=outcome.started_at,
-                finished_at=datetime.now(UTC),
-                status=outcome.status,
-                files=[f.as_dict() for f in outcome.files],
-                rows_read=outcome.rows_read,
-                rows_valid=outcome.rows_published,
-                rows_quarantined=outcome.rows_quarantined,
-                version=outcome.version.version if outcome.version else None,
-                message=outcome.message,
-            ),
-        )
+def run_record(outcome: IngestOutcome) -> RunRecord:
+    return RunRecord(
+        run_id=outcome.run_id,
+        dataset=outcome.dataset,
+        started_at=outcome.started_at,
+        finished_at=datetime.now(UTC),
+        status=outcome.status,
+        files=[f.public_dict() for f in outcome.files],
+        rows_read=outcome.rows_read,
+        rows_valid=outcome.rows_published,
+        rows_quarantined=outcome.rows_quarantined,
+        version=outcome.version.version if outcome.version else None,
+        message=outcome.message,
+        rows_stale=outcome.rows_stale,
+        stale_keys=list(outcome.stale_keys),
+    )
+
+
+def pending_runs_dir(settings: Settings) -> Path:
+    return settings.folder("lake", "pending-runs")
+
+
+def record_run(lake: Lake, outcome: IngestOutcome, *, wait: bool = True) -> bool:
+    """Write the run record into the lake, with any left pending before. When the lake stays
+    busy (or ``wait`` is False), keep it in ``lake/pending-runs/`` for the next write.
+    Returns True when it is in the lake."""
+    record = run_record(outcome)
+    pending = sorted(pending_runs_dir(lake.settings).glob("*.json"))
+    try:
+        with lake.writer(timeout=None if wait else 0) as con:
+            con.execute("BEGIN")
+            for path in pending:
+                earlier = RunRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
+                if not run_exists(con, earlier.run_id):
+                    insert_run(con, earlier)
+            insert_run(con, record)
+            con.execute("COMMIT")
+    except LakeBusy:
+        target = pending_runs_dir(lake.settings) / f"{record.run_id}.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(record.as_dict(), ensure_ascii=False), encoding="utf-8")
+        return False
+    for path in pending:
+        path.unlink(missing_ok=True)
+    return True
+
+
+def audit_run(store: StateStore, outcome: IngestOutcome, operator: str) -> None:
+    """The run's entry in the hash-chained audit log: who ingested what, and what came of it."""
+    event = AuditEvent(
+        action="ingest",
+        result=outcome.status,
+        dataset=outcome.dataset,
+        version=outcome.version.version if outcome.version else None,
+        row_count=outcome.rows_published,
+        operator=operator,
+        detail={
+            "run_id": outcome.run_id,
+            "files": [{"name": f.name, "sha256": f.sha256} for f in outcome.files],
+            "rows_read": outcome.rows_read,
+            "rows_quarantined": outcome.rows_quarantined,
+            "rows_stale": outcome.rows_stale,
+            "message": outcome.message[:1000],
+        },
+    )
+    record(store, event, datetime.now(UTC))
 
 
 def finish_run(
-    lake: Lake, outcome: IngestOutcome, paths: list[Path], handover: Handover
+    lake: Lake,
+    outcome: IngestOutcome,
+    paths: list[Path],
+    handover: Handover,
+    *,
+    store: StateStore | None = None,
+    operator: str | None = None,
 ) -> IngestOutcome:
-    """File the delivery and record the run; returns the outcome for chaining."""
+    """File the delivery, remove the run's staging, record the run in the lake and in the
+    audit log (``store``: the platform state; opened for the call when absent)."""
     rejected = outcome.status in ("rejected", "failed")
     file_delivery(
         lake.settings, outcome.dataset, outcome.run_id, paths,
         rejected=rejected, reason=outcome.message, handover=handover,
     )  # fmt: skip
-    record_run(lake, outcome)
+    remove_staging(lake.settings, outcome.dataset, outcome.run_id)
+    busy = outcome.status == "failed" and outcome.message.startswith(LakeBusy.PREFIX)
+    record_run(lake, outcome, wait=not busy)
+    owned = store is None
+    store = store or StateStore(lake.settings)
+    try:
+        audit_run(store, outcome, operator or local_operator())
+    finally:
+        if owned:
+            store.close()
     return outcome
 
 
@@ -124,6 +207,8 @@ def apply_publish(
     outcome.rows_read = quality.rows_read
     outcome.rows_published = result.rows_published
     outcome.rows_quarantined = result.rows_quarantined
+    outcome.rows_stale = result.rows_stale
+    outcome.stale_keys = result.stale_keys
     outcome.version = result.version
     outcome.status = "published" if result.version else "rejected"
     outcome.message = (
@@ -131,18 +216,30 @@ def apply_publish(
         if result.version
         else rejection_message(quality)
     )
+    if result.rows_stale:
+        outcome.message += (
+            f"; {result.rows_stale} stale row(s) not applied, older than the published "
+            f"record with their key (e.g. {', '.join(result.stale_keys[:3])})"
+        )
     return outcome
 
 
 def skip_if_unchanged(
-    lake: Lake, contract: Contract, outcome: IngestOutcome, paths: list[Path], handover: Handover
+    lake: Lake,
+    contract: Contract,
+    outcome: IngestOutcome,
+    paths: list[Path],
+    handover: Handover,
+    *,
+    store: StateStore | None = None,
+    operator: str | None = None,
 ) -> bool:
     """File away a delivery whose files were all published before; True if it was one."""
     if not already_published(lake, contract, outcome.files):
         return False
     outcome.status = "unchanged"
     outcome.message = "identical to files already published; nothing new"
-    finish_run(lake, outcome, paths, handover)
+    finish_run(lake, outcome, paths, handover, store=store, operator=operator)
     return True
 
 
@@ -164,8 +261,11 @@ def run_ingest(
     run_id: str | None = None,
     handover: Handover = "copy",
     on_step: StepCallback | None = None,
+    store: StateStore | None = None,
+    operator: str | None = None,
 ) -> IngestOutcome:
-    """Ingest one delivery synchronously; never raises for bad input, reports it instead."""
+    """Ingest one delivery synchronously; never raises for bad input or a busy lake, reports
+    it instead (status ``failed`` with the reason, recorded like any run)."""
     step = on_step or (lambda _name: None)
     run_id = run_id or new_run_id()
     files = [describe_file(p) for p in paths if p.exists()]
@@ -174,16 +274,18 @@ def run_ingest(
         if len(files) < len(paths):
             missing = next(p for p in paths if not p.exists())
             raise IngestError(missing, "file not found")
-        if skip_if_unchanged(lake, contract, outcome, paths, handover):
+        if skip_if_unchanged(
+            lake, contract, outcome, paths, handover, store=store, operator=operator
+        ):
             return outcome
         step("stage")
-        report: StageReport = stage(contract, paths, lake.settings, files)
+        report: StageReport = stage(contract, paths, lake.settings, files, run_id)
         outcome.files = report.files
         step("validate")
-        quality = validate_staged(contract, lake.settings)
+        quality = validate_staged(contract, lake.settings, run_id)
         step("publish")
         apply_publish(outcome, publish(lake, contract, quality, report.files, run_id), quality)
-    except IngestError as exc:
+    except (IngestError, LakeBusy) as exc:
         outcome.status = "failed"
         outcome.message = str(exc)
-    return finish_run(lake, outcome, paths, handover)
+    return finish_run(lake, outcome, paths, handover, store=store, operator=operator)

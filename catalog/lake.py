@@ -2,7 +2,8 @@
 
 Every connection is an in-memory DuckDB with the lake attached, so any number of processes
 read while one writes. Writes are serialised by a file lock (two writers on a SQLite catalog
-fail with "database is locked"); the Dagster pool of one does the same inside Dagster.
+fail with "database is locked"); the Dagster pool of one does the same inside Dagster. A
+writer waits for the lock at most ``lake_lock_timeout_seconds``, then :class:`LakeBusy`.
 Extensions are loaded from their ``duckdb-extension-*`` packages: nothing is downloaded.
 """
 
@@ -10,9 +11,12 @@ from __future__ import annotations
 
 import fcntl
 import importlib.util
+import json
+import os
 import shutil
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -20,6 +24,7 @@ from pathlib import Path
 
 import duckdb
 
+from catalog.runtime import secure_home
 from catalog.settings import Settings
 
 LAKE = "lake"
@@ -40,12 +45,29 @@ META_TABLES = {
         run_id VARCHAR, dataset VARCHAR, started_at TIMESTAMP WITH TIME ZONE,
         finished_at TIMESTAMP WITH TIME ZONE, status VARCHAR, files VARCHAR,
         rows_read BIGINT, rows_valid BIGINT, rows_quarantined BIGINT, version INTEGER,
-        message VARCHAR""",
+        message VARCHAR, rows_stale BIGINT, stale_keys VARCHAR""",
 }
+# Columns added to meta tables after their first release: lakes created before get them
+# when they are opened (ALTER TABLE ... ADD COLUMN IF NOT EXISTS).
+META_ADDED_COLUMNS = {"runs": {"rows_stale": "BIGINT", "stale_keys": "VARCHAR"}}
 
 
 class LakeError(RuntimeError):
     """The central store cannot be opened or written."""
+
+
+class LakeBusy(LakeError):
+    """Another process held the lake's write lock for longer than this one would wait."""
+
+    PREFIX = "the lake is busy"
+
+    def __init__(self, waited: float, held_for: float | None) -> None:
+        self.waited = waited
+        self.held_for = held_for
+        held = f"for {held_for:.0f} s" if held_for is not None else "for an unknown time"
+        super().__init__(
+            f"{self.PREFIX}: another run has been writing {held}; waited {waited:.0f} s"
+        )
 
 
 @cache
@@ -109,6 +131,7 @@ class Lake:
     the attach cost ~0.2 s) and hands out cursors; each query sees the latest commit."""
 
     def __init__(self, settings: Settings) -> None:
+        secure_home(settings)
         self.settings = settings
         self._root: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.Lock()
@@ -150,43 +173,106 @@ class Lake:
         with self._lock:
             if self._root is None:
                 root = self.connect()
-                with self._write_lock():
-                    self._create_meta(root)
+                try:
+                    # An existing, current lake: no catalog writes (and no lock) at start-up.
+                    if not self._meta_current(root):
+                        with self._write_lock():
+                            self._create_meta(root)
+                except BaseException:
+                    root.close()
+                    raise
                 self._root = root
             return self._root
 
-    def _create_meta(self, con: duckdb.DuckDBPyConnection) -> None:
-        present = con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND schema_name = ?",
+    @staticmethod
+    def _meta_current(con: duckdb.DuckDBPyConnection) -> bool:
+        """True when every meta table exists with every column added since."""
+        tables = con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = ? AND schema_name = ?",
             [LAKE, META_SCHEMA],
-        ).fetchone()[0]
-        if present == len(META_TABLES):  # an existing lake: no catalog writes at start-up
-            return
+        ).fetchall()
+        if {t[0] for t in tables} != set(META_TABLES):
+            return False
+        columns = set(
+            con.execute(
+                "SELECT table_name, column_name FROM duckdb_columns() "
+                "WHERE database_name = ? AND schema_name = ?",
+                [LAKE, META_SCHEMA],
+            ).fetchall()
+        )
+        return all(
+            (table, column) in columns
+            for table, added in META_ADDED_COLUMNS.items()
+            for column in added
+        )
+
+    def _create_meta(self, con: duckdb.DuckDBPyConnection) -> None:
         for schema in ("published", "quarantine", META_SCHEMA):
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {LAKE}.{schema}")
         for table, columns in META_TABLES.items():
             con.execute(f"CREATE TABLE IF NOT EXISTS {LAKE}.{META_SCHEMA}.{table} ({columns})")
+        for table, added in META_ADDED_COLUMNS.items():
+            for column, kind in added.items():
+                con.execute(
+                    f"ALTER TABLE {LAKE}.{META_SCHEMA}.{table} "
+                    f"ADD COLUMN IF NOT EXISTS {column} {kind}"
+                )
 
     def initialise(self) -> None:
         """Create the lake and its metadata tables if they do not exist yet."""
         self._connection()
 
-    @contextmanager
-    def _write_lock(self) -> Iterator[None]:
-        lock_path = self.settings.folder("lake") / "write.lock"
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with lock_path.open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+    @property
+    def _lock_path(self) -> Path:
+        return self.settings.folder("lake") / "write.lock"
 
     @contextmanager
-    def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """The one write path: a cursor held under the lake's write lock (across processes)."""
+    def _write_lock(self, timeout: float | None = None) -> Iterator[None]:
+        """The lake's write lock (fcntl, across processes), waited for at most ``timeout``
+        seconds (default: the setting), else :class:`LakeBusy`. The holder writes its pid and
+        start time into the lock file, so a waiter can say how long the lake has been busy."""
+        limit = self.settings.lake_lock_timeout_seconds if timeout is None else timeout
+        lock_path = self._lock_path
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        # Opened without truncating: the holder's note must survive a waiter's open.
+        with os.fdopen(os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600), "r+") as lock:
+            start, pause = time.monotonic(), 0.01
+            while True:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    waited = time.monotonic() - start
+                    if waited >= limit:
+                        raise LakeBusy(waited, self._held_for()) from None
+                    time.sleep(min(pause, limit - waited))
+                    pause = min(pause * 2, 0.25)
+            try:
+                lock.seek(0)
+                lock.truncate()
+                lock.write(json.dumps({"pid": os.getpid(), "since": time.time()}))
+                lock.flush()
+                yield
+            finally:
+                lock.seek(0)
+                lock.truncate()
+                lock.flush()
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _held_for(self) -> float | None:
+        """Seconds the current holder of the write lock has held it, if it said."""
+        try:
+            note = json.loads(self._lock_path.read_text(encoding="utf-8"))
+            return max(time.time() - float(note["since"]), 0.0)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    @contextmanager
+    def writer(self, timeout: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The one write path: a cursor held under the lake's write lock (across processes).
+        Waits at most ``timeout`` seconds for another writer (default: the setting)."""
         root = self._connection()
-        with self._write_lock():
+        with self._write_lock(timeout):
             cursor = root.cursor()
             try:
                 yield cursor

@@ -223,8 +223,9 @@ def item_rules(contract: Contract, item: DataItem) -> list[Rule]:
 def key_rule(contract: Contract) -> Rule:
     """Duplicate keys: every occurrence but the last delivered one fails.
 
-    Staging lists the superseded rows (a later row in a delivery is taken as a correction
-    of an earlier one), so the rule is a cheap probe of a small table.
+    Staging lists the superseded rows (a newer row, by the contract's ``updated_at``, or else
+    a later row in a delivery is taken as a correction of an earlier one), so the rule is a
+    cheap probe of a small table.
     """
     return Rule(
         "key.unique",
@@ -232,7 +233,8 @@ def key_rule(contract: Contract) -> Rule:
         None,
         tuple(contract.key),
         f"_rid IN (SELECT _rid FROM {SUPERSEDED_TABLE})",
-        f"duplicate key ({', '.join(contract.key)}): a later row of the delivery replaces this one",
+        f"duplicate key ({', '.join(contract.key)}): a newer or later row of the delivery "
+        "replaces this one",
     )
 
 

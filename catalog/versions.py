@@ -8,7 +8,7 @@ latest version's snapshot, so what they see never moves under them mid-page.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import duckdb
@@ -114,6 +114,12 @@ def insert_version(con: duckdb.DuckDBPyConnection, version: Version) -> None:
     )  # fmt: skip
 
 
+_RUN_COLUMNS = (
+    "run_id, dataset, started_at, finished_at, status, files, rows_read, rows_valid, "
+    "rows_quarantined, version, message, rows_stale, stale_keys"
+)
+
+
 @dataclass(frozen=True)
 class RunRecord:
     run_id: str
@@ -122,11 +128,16 @@ class RunRecord:
     finished_at: datetime
     status: str
     files: list[dict]
+    """Source files by name, checksum, size and rows (never a server path)."""
     rows_read: int
     rows_valid: int
     rows_quarantined: int
     version: int | None
     message: str
+    rows_stale: int = 0
+    """Rows not applied because the published row with their key is newer."""
+    stale_keys: list[str] = field(default_factory=list)
+    """A few of their keys, masked."""
 
     def as_dict(self) -> dict:
         data = self.__dict__.copy()
@@ -134,23 +145,44 @@ class RunRecord:
         data["finished_at"] = self.finished_at.isoformat()
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict) -> RunRecord:
+        """The inverse of :meth:`as_dict` (a run record kept in a file while the lake was busy)."""
+        return cls(
+            **{
+                **data,
+                "started_at": datetime.fromisoformat(data["started_at"]),
+                "finished_at": datetime.fromisoformat(data["finished_at"]),
+            }
+        )
+
+    @classmethod
+    def from_row(cls, row: tuple) -> RunRecord:
+        values = list(row)
+        values[5] = json.loads(values[5])
+        values[11] = values[11] or 0  # runs recorded before stale rows were counted
+        values[12] = json.loads(values[12]) if values[12] else []
+        return cls(*values)
+
 
 def insert_run(con: duckdb.DuckDBPyConnection, run: RunRecord) -> None:
     con.execute(
-        f"INSERT INTO {RUNS} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO {RUNS} ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             run.run_id, run.dataset, run.started_at, run.finished_at, run.status,
             json.dumps(run.files, ensure_ascii=False), run.rows_read, run.rows_valid,
-            run.rows_quarantined, run.version, run.message,
+            run.rows_quarantined, run.version, run.message, run.rows_stale,
+            json.dumps(run.stale_keys, ensure_ascii=False),
         ],
     )  # fmt: skip
 
 
+def run_exists(con: duckdb.DuckDBPyConnection, run_id: str) -> bool:
+    return con.execute(f"SELECT count(*) FROM {RUNS} WHERE run_id = ?", [run_id]).fetchone()[0] > 0
+
+
 def recent_runs(con: duckdb.DuckDBPyConnection, limit: int = 20) -> list[RunRecord]:
     rows = con.execute(
-        f"SELECT * FROM {RUNS} ORDER BY finished_at DESC LIMIT ?", [limit]
+        f"SELECT {_RUN_COLUMNS} FROM {RUNS} ORDER BY finished_at DESC LIMIT ?", [limit]
     ).fetchall()
-    return [
-        RunRecord(*r[:5], json.loads(r[5]), *r[6:])
-        for r in rows  # type: ignore[misc]
-    ]
+    return [RunRecord.from_row(r) for r in rows]

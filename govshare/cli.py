@@ -20,6 +20,7 @@ from rich.table import Table
 from catalog.contracts import ContractError, load_contracts
 from catalog.ingest import IngestOutcome, run_ingest
 from catalog.lake import Lake
+from catalog.runtime import secure_home
 from catalog.settings import REPO_ROOT, Settings
 from govshare.access_cli import admin_app, audit_app
 
@@ -35,7 +36,9 @@ SAMPLES_DIR = REPO_ROOT / "data"
 
 
 def _settings() -> Settings:
-    return Settings()
+    settings = Settings()
+    secure_home(settings)  # the runtime folder and all it holds: owner-only
+    return settings
 
 
 def _contracts(settings: Settings) -> dict:
@@ -54,7 +57,7 @@ def _print_outcome(outcome: IngestOutcome) -> None:
         f"published {outcome.rows_published:,}  quarantined {outcome.rows_quarantined:,}  "
         f"version {version}  (run {outcome.run_id})"
     )
-    if outcome.message and outcome.status != "published":
+    if outcome.message and (outcome.status != "published" or outcome.rows_stale):
         console.print(f"  {outcome.message}")
 
 

@@ -1,7 +1,8 @@
 """Asset factory: each contract becomes staging → (checks) → published + quarantine assets.
 
 Assets stay thin: each calls one step of :mod:`catalog.ingest` and reports metadata. The
-lake write runs in the ``lake`` concurrency pool (limit 1, see dagster.yaml).
+lake write runs in the ``lake`` concurrency pool (limit 1, see dagster.yaml). Each run
+stages into files of its own (named by the run), so runs of one dataset never collide.
 """
 
 import json
@@ -18,12 +19,14 @@ from catalog.ingest import (
     skip_if_unchanged,
     validate_staged,
 )
+from catalog.lake import LakeBusy
 from catalog.publish import publish
 from catalog.readers import IngestError
-from catalog.staging import SourceFile, describe_file, stage
+from catalog.staging import SourceFile, describe_file, manifest_path, stage
 from pipelines.resources import PlatformResource
 
 LAKE_POOL = "lake"
+OPERATOR = "dagster"
 
 
 class DeliveryConfig(dg.Config):
@@ -49,12 +52,19 @@ def landing_files(platform: PlatformResource, dataset: str) -> list[Path]:
     return sorted(p for p in folder.glob("*") if p.is_file() and not p.name.startswith("."))
 
 
-def _delivery_manifest(platform: PlatformResource, dataset: str) -> Path:
-    return platform.settings.folder("staging") / f"{dataset}.delivery.json"
+def run_key(dagster_run_id: str) -> str:
+    """The govshare run id of a Dagster run (names its staging files and its run record)."""
+    return dagster_run_id[:12]
+
+
+def _finish(platform: PlatformResource, outcome: IngestOutcome, paths: list[Path]) -> None:
+    finish_run(
+        platform.lake, outcome, paths, handover="move", store=platform.store, operator=OPERATOR
+    )
 
 
 def _fail_run(platform: PlatformResource, outcome: IngestOutcome, paths: list[Path]) -> NoReturn:
-    finish_run(platform.lake, outcome, paths, handover="move")
+    _finish(platform, outcome, paths)
     raise dg.Failure(description=outcome.message, metadata={"run_id": outcome.run_id})
 
 
@@ -74,18 +84,20 @@ def build_staging_asset(contract: Contract) -> dg.AssetsDefinition:
         if not paths:
             context.log.info("no files in the landing folder")
             return
-        run_id = context.run.run_id[:12]
+        run_id = run_key(context.run.run_id)
         files = [describe_file(p) for p in paths if p.exists()]
         outcome = IngestOutcome(run_id, dataset, "failed", files)
-        if skip_if_unchanged(platform.lake, contract, outcome, paths, handover="move"):
+        if skip_if_unchanged(
+            platform.lake, contract, outcome, paths, "move", store=platform.store, operator=OPERATOR
+        ):
             context.log.info(outcome.message)
             return
         try:
-            report = stage(contract, paths, platform.settings, files)
+            report = stage(contract, paths, platform.settings, files, run_id)
         except IngestError as exc:
             outcome.message = str(exc)
             _fail_run(platform, outcome, paths)
-        _delivery_manifest(platform, dataset).write_text(
+        manifest_path(platform.settings, dataset, run_id).write_text(
             json.dumps({"run_id": run_id, "files": [f.as_dict() for f in report.files]}),
             encoding="utf-8",
         )
@@ -120,18 +132,26 @@ def build_publish_asset(contract: Contract) -> dg.AssetsDefinition:
         ),
     )
     def _publish(context: dg.AssetExecutionContext, platform: PlatformResource):
-        manifest = json.loads(_delivery_manifest(platform, dataset).read_text(encoding="utf-8"))
-        files = [SourceFile(**f) for f in manifest["files"]]
+        run_id = run_key(context.run.run_id)
+        manifest = manifest_path(platform.settings, dataset, run_id)
+        files = [SourceFile(**f) for f in json.loads(manifest.read_text("utf-8"))["files"]]
         paths = [Path(f.path) for f in files]
-        quality = validate_staged(contract, platform.settings)
-        result = publish(platform.lake, contract, quality, files, manifest["run_id"])
-        outcome = apply_publish(
-            IngestOutcome(manifest["run_id"], dataset, "failed", files), result, quality
-        )
+        outcome = IngestOutcome(run_id, dataset, "failed", files)
+        try:
+            quality = validate_staged(contract, platform.settings, run_id)
+            result = publish(platform.lake, contract, quality, files, run_id)
+        except LakeBusy as exc:
+            outcome.message = str(exc)
+            _fail_run(platform, outcome, paths)
+        apply_publish(outcome, result, quality)
         if result.version is None:
             _fail_run(platform, outcome, paths)
-        finish_run(platform.lake, outcome, paths, handover="move")
-        common = {"run_id": manifest["run_id"], "failure_rate": quality.failure_rate}
+        _finish(platform, outcome, paths)
+        common = {
+            "run_id": run_id,
+            "failure_rate": quality.failure_rate,
+            "rows_stale": result.rows_stale,
+        }
         yield dg.Output(
             None,
             output_name="published",

@@ -1,4 +1,4 @@
-"""Dagster resources: the platform's settings, lake and contracts, built on demand."""
+"""Dagster resources: the platform's settings, lake, state store and contracts, on demand."""
 
 from functools import cached_property
 
@@ -6,21 +6,30 @@ import dagster as dg
 
 from catalog.contracts import Contract, load_contracts
 from catalog.lake import Lake
+from catalog.runtime import secure_home
 from catalog.settings import Settings
+from catalog.state.db import StateStore
 
 
 class PlatformResource(dg.ConfigurableResource):
-    """Gives assets the lake and contracts. ``home`` overrides ``GOVSHARE_HOME`` (tests)."""
+    """Gives assets the lake, the platform state (the audit log of runs) and contracts.
+    ``home`` overrides ``GOVSHARE_HOME`` (tests)."""
 
     home: str | None = None
 
     @cached_property
     def settings(self) -> Settings:
-        return Settings(home=self.home) if self.home else Settings()
+        settings = Settings(home=self.home) if self.home else Settings()
+        secure_home(settings)
+        return settings
 
     @cached_property
     def lake(self) -> Lake:
         return Lake(self.settings)
+
+    @cached_property
+    def store(self) -> StateStore:
+        return StateStore(self.settings)
 
     def contract(self, dataset: str) -> Contract:
         return load_contracts(self.settings.schemas_dir)[dataset]

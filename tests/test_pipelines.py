@@ -8,7 +8,9 @@ import time
 import dagster as dg
 import pytest
 
+from catalog.audit import AuditQuery, search
 from catalog.lake import Lake
+from catalog.state.db import StateStore
 from catalog.versions import latest_version
 from pipelines.assets import LAKE_POOL, published_key, staging_key
 from pipelines.definitions import build_definitions
@@ -63,6 +65,13 @@ def test_job_stages_checks_and_publishes(defs, settings, contracts):
     assert (version.version, version.row_count) == (1, 39)
     assert not path.exists()  # moved out of landing into the archive
     assert list(settings.folder("archive", "population").rglob("drop.csv"))
+    # The checks ran before the publish step removed the run's staging files.
+    assert not list(settings.folder("staging", "population").iterdir())
+    store = StateStore(settings)
+    with store.reading() as session:
+        entries = search(session, AuditQuery(action="ingest"), limit=10, offset=0)
+    store.close()
+    assert [(e.username, e.result, e.version) for e in entries] == [("dagster", "published", 1)]
 
 
 def test_rejected_delivery_fails_the_run_and_keeps_the_version(defs, settings, contracts):
