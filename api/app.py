@@ -5,48 +5,92 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from api.auth import route_roles
 from api.deps import CursorDep, StateDep
+from api.errors import HANDLERS, BodyLimit, ErrorMessage, message_handler
 from api.models import Health
 from api.routes import admin, audit, catalog, datasets, requests, verify
 from api.state import AppState
 from catalog.access import AccessDenied
 from catalog.audit import AuditUnavailable
-from catalog.identity import IdentityError
-from catalog.requests import InvalidTransition, NotFound, RequestError
+from catalog.requests import InvalidTransition, NotFound
+from catalog.runtime import secure_home
 from catalog.settings import Settings
-from catalog.verification import VerificationError
 from catalog.versions import latest_versions
 
-# Domain errors of the core and the HTTP status each one means.
+# Domain errors of the core and the HTTP status each one means. Input errors of the core
+# (RequestError, IdentityError, VerificationError: catalog.text.InputError) are 422s in the
+# validation error shape, handled in api/errors.py.
 _STATUS: dict[type[Exception], int] = {
     AccessDenied: 403,
     NotFound: 404,
     InvalidTransition: 409,
-    RequestError: 422,
-    IdentityError: 422,
-    VerificationError: 422,
     AuditUnavailable: 503,
+}
+
+# Error statuses a route may answer, besides its success and 422 (FastAPI documents that).
+_ERRORS = {
+    400: "The body could not be parsed",
+    401: "No valid bearer token (missing, unknown, expired or revoked)",
+    403: "The caller's role or grants do not allow this; the detail says why",
+    404: "Nothing with this name or id (or not visible to the caller)",
+    409: "The request or grant is not in a state that allows this",
+    413: "The request body is larger than the limit (max_body_bytes)",
+    429: "Rate limit reached; retry after the seconds in Retry-After",
+    503: "The audit log could not be written; the action was refused",
 }
 
 
 def _document_roles(routes: list) -> None:
-    """Write each route's roles into the OpenAPI document (``x-roles``, and the description).
-    Runs on a router before it is included (FastAPI copies routes when including)."""
+    """Write each route's roles into the OpenAPI document (``x-roles``, and the description),
+    and the error statuses it may answer. Runs on a router before it is included (FastAPI
+    copies routes when including); running it again changes nothing."""
     for route in routes:
         if isinstance(route, APIRoute):
             roles = route_roles(route.dependant)
             route.openapi_extra = {"x-roles": list(roles) if roles else ["public"]}
-            if roles:
-                route.description = f"Roles: {', '.join(roles)}. " + (route.description or "")
+            prefix = f"Roles: {', '.join(roles)}. " if roles else ""
+            if prefix and not (route.description or "").startswith(prefix):
+                route.description = prefix + (route.description or "")
+            _document_errors(route, roles)
+
+
+def _error_statuses(route: APIRoute, roles: tuple[str, ...] | None) -> list[int]:
+    """The error statuses of a route, from what it depends on: authentication (401, 403 and
+    503, as every authenticated call is audited), path parameters (404), a body (400, 413),
+    verification (429, 403 without a grant), requests and grants (409)."""
+    codes = []
+    if roles:
+        codes += [401, 403, 503]
+    if "{" in route.path:
+        codes.append(404)
+    if route.body_field is not None:
+        codes += [400, 413]
+    if route.path.startswith("/verify"):
+        codes.append(429)
+    if route.path.startswith(("/requests", "/grants")) and "POST" in route.methods:
+        codes.append(409)
+    return sorted(set(codes))
+
+
+def _document_errors(route: APIRoute, roles: tuple[str, ...] | None) -> None:
+    for code in _error_statuses(route, roles):
+        given = route.responses.get(code) or route.responses.get(str(code)) or {}
+        route.responses.pop(str(code), None)
+        route.responses[code] = {
+            "description": _ERRORS[code],
+            **given,
+            "model": ErrorMessage,
+        }
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    state = AppState.create(settings or Settings())
+    settings = settings or Settings()
+    secure_home(settings)  # owner-only runtime folder before anything is written
+    state = AppState.create(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -60,15 +104,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.govshare = state
+    app.add_middleware(BodyLimit, max_bytes=state.settings.max_body_bytes)
     for module in (catalog, datasets, verify, requests, admin, audit):
         _document_roles(module.router.routes)
         app.include_router(module.router)
 
     for error, status in _STATUS.items():
-
-        def handler(_request: Request, exc: Exception, status: int = status) -> JSONResponse:
-            return JSONResponse({"detail": str(exc)}, status_code=status)
-
+        app.add_exception_handler(error, message_handler(status))
+    for error, handler in HANDLERS.items():
         app.add_exception_handler(error, handler)
 
     @app.get(

@@ -3,10 +3,15 @@
 ``Caller("consumer", "analyst")`` is a dependency: 401 without a valid token, 403 for a
 role not listed. Put it first in a route's parameters so it is checked before anything else
 (FastAPI solves dependencies in order). The roles also land in the OpenAPI document.
+
+What it audits: a real token that no longer works (``token.refused``) and a wrong role
+(``role.denied``), both aggregated (:func:`catalog.audit.record_refusal`); and every
+authenticated listing (``LISTINGS``), before it is served (a failed entry refuses it: 503).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -14,13 +19,28 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import get_state
 from catalog.access import READER_ROLES
-from catalog.audit import AuditEvent, record
+from catalog.audit import AuditEvent, record, record_refusal
 from catalog.identity import AuthenticationError, Principal, authenticate
 from catalog.requests import REQUESTER_ROLES, REVIEWER_ROLES
 from catalog.state.models import ROLES
 
 bearer = HTTPBearer(auto_error=False, description="A govshare token (`gs_…`)")
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+# Authenticated listings (GET, route path) and the action their audit entry records.
+LISTINGS = {
+    "/requests": "request.list",
+    "/grants": "grant.list",
+    "/audit": "audit.search",
+    "/audit/usage": "audit.usage",
+    "/admin/users": "user.list",
+    "/admin/departments": "department.list",
+    "/admin/users/{username}/tokens": "token.list",
+    "/me/tokens": "token.list",
+}
+_QUERY_MAX = 20  # query parameters kept in a listing's entry, each cut to _VALUE_MAX
+_VALUE_MAX = 200
+_UNSAFE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 
 
 def current_principal(
@@ -36,7 +56,7 @@ def current_principal(
             return authenticate(session, credentials.credentials, now)
     except AuthenticationError as exc:
         if exc.holder is not None:  # a real token that no longer works: worth a record
-            record(
+            record_refusal(
                 state.store,
                 AuditEvent(
                     action="token.refused",
@@ -49,16 +69,53 @@ def current_principal(
         raise HTTPException(401, str(exc), headers=_CHALLENGE) from exc
 
 
+def _route_path(request: Request) -> str:
+    route = request.scope.get("route")
+    return getattr(route, "path", request.url.path)
+
+
+def _safe(value: str) -> str:
+    return _UNSAFE.sub("\ufffd", value[:_VALUE_MAX])
+
+
 class Caller:
     """Dependency: the authenticated principal, if its role is one of ``roles``."""
 
     def __init__(self, *roles: str) -> None:
         self.roles = roles
 
-    def __call__(self, principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    def __call__(
+        self, request: Request, principal: Annotated[Principal, Depends(current_principal)]
+    ) -> Principal:
+        state = get_state(request)
+        path = _route_path(request)
         if principal.role not in self.roles:
-            raise HTTPException(
-                403, f"role {principal.role!r} may not do this (needs {' or '.join(self.roles)})"
+            reason = f"role {principal.role!r} may not do this (needs {' or '.join(self.roles)})"
+            record_refusal(
+                state.store,
+                AuditEvent(
+                    action="role.denied",
+                    result="denied",
+                    actor=principal,
+                    detail={"reason": reason, "method": request.method, "route": path},
+                ),
+                state.now(),
+                key=f"{principal.username}\x1frole.denied\x1f{request.method} {path}",
+            )
+            raise HTTPException(403, reason)
+        listing = LISTINGS.get(path) if request.method == "GET" else None
+        if listing is not None:
+            query = {_safe(k): _safe(v) for k, v in list(request.query_params.items())[:_QUERY_MAX]}
+            params = {_safe(k): _safe(str(v)) for k, v in request.path_params.items()}
+            record(
+                state.store,
+                AuditEvent(
+                    action=listing,
+                    result="ok",
+                    actor=principal,
+                    detail={"route": path, "query": query, **params},
+                ),
+                state.now(),
             )
         return principal
 

@@ -17,6 +17,7 @@ from catalog.contracts import Contract
 from catalog.identity import Principal
 from catalog.masking import pseudonymised_items
 from catalog.rules import quote_ident, sql_literal
+from catalog.text import MAX_FILTER_VALUES, FilterValue, Name
 
 DataPath = Literal["api", "bulk_download"]
 READER_ROLES = ("consumer", "analyst", "provider")
@@ -32,9 +33,9 @@ class FilterClause(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    item: str
+    item: Name
     op: Literal["eq", "in", "prefix"]
-    values: list[str] = Field(min_length=1, max_length=1000)
+    values: list[FilterValue] = Field(min_length=1, max_length=MAX_FILTER_VALUES)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,11 @@ holds the last sequence number and hash. ``verify`` walks the chain and names th
 entry that was edited, removed or moved. State changes append their entry in their own
 transaction (both land or neither); reads append theirs before the response is sent and
 are refused when that fails (:class:`AuditUnavailable`).
+
+Every entry names the actual actor and, for a call made with a token, the token's id.
+Refusals (a revoked token, a wrong role, a rate limit, a denied read) go through
+:func:`record_refusal`: one entry per caller, action and reason per window, the next one
+counting those left out, so that a stale token cannot grow the log without limit.
 """
 
 from __future__ import annotations
@@ -12,8 +17,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
@@ -21,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from catalog.state.db import StateStore
-from catalog.state.models import AuditEntry, AuditHead
+from catalog.state.models import AuditEntry, AuditHead, RefusalCounter
 
 if TYPE_CHECKING:
     from catalog.identity import Principal
@@ -69,11 +74,16 @@ class AuditEvent:
     purpose: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
     operator: str = "cli"
+    token_id: int | None = None
+    """The token the call was made with; None: the actor's (``actor.token_id``)."""
 
 
 def entry_hash(entry: AuditEntry) -> str:
     content = {name: getattr(entry, name) for name in _HASHED}
     content["at"] = entry.at.isoformat()
+    # Hashed only when present, so entries written before token ids keep their hashes.
+    if entry.token_id is not None:
+        content["token_id"] = entry.token_id
     canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
@@ -93,10 +103,12 @@ def _append(session: Session, event: AuditEvent, now: datetime) -> AuditEntry:
         select(AuditHead).where(AuditHead.id == 1).with_for_update()
     ).scalar_one()
     actor = event.actor
+    token_id = event.token_id if event.token_id is not None else getattr(actor, "token_id", None)
     entry = AuditEntry(
         seq=head.seq + 1,
         at=now,
         user_id=actor.user_id if actor else None,
+        token_id=token_id,
         username=actor.username if actor else event.operator,
         department_code=actor.department_code if actor else None,
         role=actor.role if actor else None,
@@ -122,6 +134,54 @@ def record(store: StateStore, event: AuditEvent, now: datetime) -> AuditEntry:
     try:
         with store.transaction() as session:
             return append(session, event, now)
+    except SQLAlchemyError as exc:
+        raise AuditUnavailable.of(exc) from exc
+
+
+def refusal_key(event: AuditEvent) -> str:
+    """Refusals that count as the same: one caller, one action, one result and reason."""
+    who = event.actor.username if event.actor else event.operator
+    reason = event.detail.get("reason", "")
+    return "\x1f".join((who, event.action, event.result, event.dataset or "", str(reason)))
+
+
+def record_refusal(
+    store: StateStore,
+    event: AuditEvent,
+    now: datetime,
+    *,
+    key: str | None = None,
+    window: timedelta | None = None,
+) -> AuditEntry | None:
+    """Record a refusal, aggregated: the first of its kind (``key``, by default caller,
+    action, result and reason) in a window appends an entry; later ones in the window only
+    count, and the entry after the window carries in ``detail.suppressed`` how many were
+    left out since the previous one (``detail.since``: when that one was written). Returns
+    the entry, or None when the refusal was counted. Window: ``refusal_log_window_minutes``.
+    Like :func:`record`, a failure raises AuditUnavailable."""
+    window = window or timedelta(minutes=store.settings.refusal_log_window_minutes)
+    digest = hashlib.sha256(
+        (key or refusal_key(event)).encode("utf-8", "surrogatepass")
+    ).hexdigest()
+    try:
+        with store.transaction() as session:
+            # The head's row lock (SQLite: the write lock) serialises this with every append,
+            # so two processes never both write the entry of one window.
+            session.execute(select(AuditHead.id).where(AuditHead.id == 1).with_for_update())
+            counter = session.get(RefusalCounter, digest, with_for_update=True)
+            started = counter.window_started_at if counter is not None else None
+            if started is not None and started <= now < started + window:
+                counter.suppressed += 1
+                return None
+            detail = {**event.detail, "suppressed": counter.suppressed if counter else 0}
+            if started is not None:
+                detail["since"] = started.isoformat()
+            entry = append(session, replace(event, detail=detail), now)
+            if counter is None:
+                session.add(RefusalCounter(key=digest, window_started_at=now, suppressed=0))
+            else:
+                counter.window_started_at, counter.suppressed = now, 0
+            return entry
     except SQLAlchemyError as exc:
         raise AuditUnavailable.of(exc) from exc
 
@@ -224,15 +284,3 @@ def usage(session: Session, query: AuditQuery) -> list[UsageRow]:
         .order_by(sub.c.dataset, sub.c.department_code, sub.c.action)
     )
     return [UsageRow(*row) for row in session.execute(stmt)]
-
-
-def recent_count(session: Session, user_id: int, action: str, service: str, since: datetime) -> int:
-    """Answered calls of one user to one service since a moment (for rate limits)."""
-    stmt = select(func.count()).where(
-        AuditEntry.user_id == user_id,
-        AuditEntry.action == action,
-        AuditEntry.at >= since,
-        AuditEntry.result.in_(("yes", "no")),
-        AuditEntry.detail["service"].as_string() == service,
-    )
-    return int(session.execute(stmt).scalar_one())

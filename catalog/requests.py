@@ -14,7 +14,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 import holidays
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, joinedload
 
@@ -23,6 +23,7 @@ from catalog.audit import AuditEvent, append
 from catalog.contracts import Contract
 from catalog.identity import Principal
 from catalog.state.models import AccessRequest, Grant, Review
+from catalog.text import MAX_CLAUSES, MAX_ITEMS, FreeText, InputError, Name
 
 PENDING = ("submitted", "provider_approved")
 # (state, stage, decision) -> new state. Anything else is an invalid transition.
@@ -36,9 +37,19 @@ TRANSITIONS: dict[tuple[str, str, str], str] = {
 }
 REQUESTER_ROLES = ("consumer", "analyst")
 REVIEWER_ROLES = ("provider", "office")
+# Requested periods: at most five years long, within dates every time zone can convert.
+MAX_PERIOD_YEARS = 5
+PERIOD_FIRST, PERIOD_LAST = date(2000, 1, 1), date(9000, 12, 31)
 
 
-class RequestError(ValueError):
+def _years_after(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
+
+
+class RequestError(InputError):
     """A request or decision whose content is not acceptable (what and why)."""
 
 
@@ -57,33 +68,47 @@ class Strict(BaseModel):
 class RequestDraft(Strict):
     """What a requester may say; nothing else is accepted."""
 
-    dataset: str
+    dataset: Name
     kind: Literal["rows", "verification"] = "rows"
-    service: str | None = Field(None, description="Verification service (kind verification)")
-    items: list[str] = Field([], description="Data items wanted (kind rows)")
-    unmasked_items: list[str] = Field([], description="Sensitive items wanted in clear")
-    row_filter: list[FilterClause] = []
-    purpose: str = Field(min_length=4, max_length=2000)
-    legal_basis: str = Field(min_length=2, max_length=2000)
-    period_start: date
-    period_end: date
+    service: Name | None = Field(None, description="Verification service (kind verification)")
+    items: list[Name] = Field([], max_length=MAX_ITEMS, description="Data items wanted (rows)")
+    unmasked_items: list[Name] = Field(
+        [], max_length=MAX_ITEMS, description="Sensitive items wanted in clear"
+    )
+    row_filter: list[FilterClause] = Field([], max_length=MAX_CLAUSES)
+    purpose: FreeText = Field(min_length=4)
+    legal_basis: FreeText = Field(min_length=2)
+    period_start: date = Field(ge=PERIOD_FIRST, le=PERIOD_LAST)
+    period_end: date = Field(
+        ge=PERIOD_FIRST,
+        le=PERIOD_LAST,
+        description=f"At most {MAX_PERIOD_YEARS} years after period_start",
+    )
 
-    @model_validator(mode="after")
-    def _period(self) -> RequestDraft:
-        if self.period_end < self.period_start:
+    @field_validator("period_end")
+    @classmethod
+    def _period(cls, end: date, info: ValidationInfo) -> date:
+        start = info.data.get("period_start")
+        if start is None:  # itself invalid, and reported
+            return end
+        if end < start:
             raise ValueError("period_end is before period_start")
-        return self
+        if end > _years_after(start, MAX_PERIOD_YEARS):
+            raise ValueError(f"the period is longer than {MAX_PERIOD_YEARS} years")
+        return end
 
 
 class ReviewDecision(Strict):
     """A reviewer's decision; scope fields may only narrow the request."""
 
     decision: Literal["approve", "reject"]
-    reason: str = Field("", max_length=2000)
-    items: list[str] | None = None
-    unmasked_items: list[str] | None = None
-    row_filter: list[FilterClause] | None = None
-    expires_on: date | None = Field(None, description="Office only: last day of the grant")
+    reason: FreeText = ""
+    items: list[Name] | None = Field(None, max_length=MAX_ITEMS)
+    unmasked_items: list[Name] | None = Field(None, max_length=MAX_ITEMS)
+    row_filter: list[FilterClause] | None = Field(None, max_length=MAX_CLAUSES)
+    expires_on: date | None = Field(
+        None, ge=PERIOD_FIRST, le=PERIOD_LAST, description="Office only: last day of the grant"
+    )
 
 
 @cache

@@ -34,15 +34,25 @@ class Settings(BaseSettings):
     """Port of the Dagster UI started by ``govshare demo``."""
     page_size_max: int = 1000
     """Largest page of rows the API returns in one response."""
+    max_body_bytes: int = 1024 * 1024
+    """Largest request body the API reads, in bytes (HTTP 413 beyond, the rest unread)."""
     duckdb_memory_limit: str = "4GB"
     """Memory limit of each DuckDB connection (bulk work spills to disk beyond it)."""
     duckdb_threads: int = 2
     """Worker threads of each DuckDB connection."""
+    lake_lock_timeout_seconds: float = 300
+    """Seconds a lake write waits for another process's write to end before the run fails
+    (recorded as failed, its files filed in ``rejected/`` with the reason)."""
     state_db: str = ""
     """Platform-state database (users, tokens, requests, grants, audit) as an SQLAlchemy URL.
     Empty: SQLite file ``<home>/state.sqlite``; e.g. ``postgresql+psycopg://host/govshare``."""
     token_ttl_days: int = 90
     """Days a newly issued bearer token stays valid."""
+    activation_ttl_days: int = 7
+    """Days a one-time activation code (a new or reset user's) stays valid."""
+    refusal_log_window_minutes: int = 10
+    """Refusals of one kind by one caller (revoked token, wrong role, rate limit, denied read)
+    get one audit entry per this many minutes; the next one counts those left out."""
     request_deadline_working_days: int = 10
     """Working days the reviewers have to decide an access request before it is overdue."""
     verify_rate_per_minute: int = 30

@@ -14,12 +14,13 @@ import duckdb
 from catalog.contracts import Contract, VerificationService
 from catalog.queries import version_relation
 from catalog.rules import quote_ident, sql_literal
+from catalog.text import InputError
 from catalog.versions import Version
 
 _UPPER_FORMATS = ("resident_id", "uscc", "subject_id")
 
 
-class VerificationError(ValueError):
+class VerificationError(InputError):
     """The call does not fit the service (missing or unknown inputs)."""
 
 

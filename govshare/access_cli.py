@@ -6,7 +6,6 @@ audited under the operator's login name rather than a token.
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -20,12 +19,18 @@ from sqlalchemy.orm import Session
 
 from catalog.audit import AuditEvent, AuditQuery, append, search, verify
 from catalog.identity import (
+    DutyConflict,
     IdentityError,
     add_department,
-    add_user,
-    ensure_department,
-    issue_token,
-    office_exists,
+    bootstrap_office,
+    confirm_user,
+    disable_user,
+    enable_user,
+    is_confirmed,
+    is_disabled,
+    local_operator,
+    register_user,
+    reset_activation,
     revoke_token,
     user_by_name,
 )
@@ -39,7 +44,7 @@ console = Console()
 
 
 def operator() -> str:
-    return f"cli:{getpass.getuser()}"
+    return local_operator()
 
 
 @contextmanager
@@ -48,7 +53,7 @@ def _transaction() -> Iterator[Session]:
     try:
         with store.transaction() as session:
             yield session
-    except IdentityError as exc:
+    except (IdentityError, DutyConflict) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
     finally:
@@ -58,6 +63,14 @@ def _transaction() -> Iterator[Session]:
 def _audit(session: Session, action: str, detail: dict) -> None:
     event = AuditEvent(action=action, result="ok", detail=detail, operator=operator())
     append(session, event, datetime.now(UTC))
+
+
+def _show_activation(username: str, code: str, expires: datetime) -> None:
+    console.print(
+        f"one-time activation code for [bold]{username}[/bold] (valid until "
+        f"{expires:%Y-%m-%d %H:%M} UTC; shown once: hand it to the user out of band):"
+    )
+    console.print(code, soft_wrap=True, highlight=False)
 
 
 def _show_token(username: str, plain: str, expires: datetime) -> None:
@@ -75,15 +88,17 @@ def bootstrap(
     username: Annotated[str, typer.Option(help="The first office administrator")],
 ) -> None:
     """Create the first office administrator and print their token (only once)."""
-    now = datetime.now(UTC)
     with _transaction() as session:
-        if office_exists(session):
-            raise IdentityError("an office user exists already; use `govshare admin user`")
-        ensure_department(session, department_code, department_name, now)
-        user = add_user(session, username, department_code, "office", now)
-        _audit(session, "admin.bootstrap", {"username": username, "department": department_code})
-        token, plain = issue_token(session, user, now, Settings().token_ttl_days, "bootstrap")
-    _show_token(username, plain, token.expires_at)
+        user, issued, plain = bootstrap_office(
+            session,
+            department_code,
+            department_name,
+            username,
+            datetime.now(UTC),
+            ttl_days=Settings().token_ttl_days,
+            operator=operator(),
+        )
+    _show_token(user.username, plain, issued.expires_at)
 
 
 @admin_app.command()
@@ -105,49 +120,97 @@ def user(
     role: Annotated[str, typer.Option(help="office, provider, consumer or analyst")],
     display_name: Annotated[str, typer.Option(help="Full name")] = "",
 ) -> None:
-    """Register a user of a department with one role."""
+    """Register a user of a department with one role, unconfirmed, and print their one-time
+    activation code (hand it to the user; they exchange it for a token at POST /activate)."""
     with _transaction() as session:
-        add_user(session, username, department_code, role, datetime.now(UTC), display_name)
-        _audit(session, "user.add", {"username": username, "role": role})
-    console.print(f"[green]user {username} ({role}) registered[/green]")
+        added, code = register_user(
+            session,
+            username,
+            department_code,
+            role,
+            datetime.now(UTC),
+            activation_ttl_days=Settings().activation_ttl_days,
+            display_name=display_name,
+            operator=operator(),
+        )
+        expires = added.activation_expires_at
+    console.print(f"[green]user {username} ({role}) registered[/green], not confirmed yet")
+    _show_activation(username, code, expires)
 
 
 @admin_app.command()
 def users() -> None:
-    """List users and their departments."""
-    table = Table("id", "username", "role", "department", "active")
+    """List users: department, role, confirmation, flags."""
+    table = Table("id", "username", "role", "department", "state", "confirmed by", "flag")
     with _transaction() as session:
         for u in session.execute(select(User).order_by(User.id)).scalars():
-            table.add_row(str(u.id), u.username, u.role, u.department.code, str(u.active))
+            state = "disabled" if is_disabled(u) else "active" if is_confirmed(u) else "unconfirmed"
+            table.add_row(
+                str(u.id), u.username, u.role, u.department.code, state,
+                u.confirmed_by or "", u.flag or "",
+            )  # fmt: skip
     console.print(table)
 
 
 @admin_app.command()
-def token(
-    username: Annotated[str, typer.Argument()],
-    days: Annotated[int | None, typer.Option(help="Validity in days")] = None,
-    label: Annotated[str, typer.Option(help="What the token is for")] = "",
-) -> None:
-    """Issue a token to a user; it is printed once and only its hash is kept."""
+def confirm(username: Annotated[str, typer.Argument()]) -> None:
+    """Confirm a user as the machine operator (flagged: a confirmed user of their
+    department should confirm them, at POST /department/users/{username}/confirm)."""
     with _transaction() as session:
-        issued, plain = issue_token(
-            session,
-            user_by_name(session, username),
-            datetime.now(UTC),
-            days or Settings().token_ttl_days,
-            label,
+        confirmed = confirm_user(
+            session, user_by_name(session, username), datetime.now(UTC), operator=operator()
         )
-    console.print(f"token id {issued.id}")
-    _show_token(username, plain, issued.expires_at)
+    console.print(f"[yellow]user {username} confirmed, flagged[/yellow]: {confirmed.flag}")
+
+
+@admin_app.command()
+def reset(username: Annotated[str, typer.Argument()]) -> None:
+    """Reset an account: revoke its tokens, clear its confirmation, print a new activation
+    code (for a user who lost their token)."""
+    with _transaction() as session:
+        account = user_by_name(session, username)
+        code, revoked = reset_activation(
+            session,
+            account,
+            datetime.now(UTC),
+            activation_ttl_days=Settings().activation_ttl_days,
+            operator=operator(),
+        )
+        expires = account.activation_expires_at
+    console.print(f"tokens revoked: {', '.join(map(str, revoked)) or 'none'}")
+    _show_activation(username, code, expires)
+
+
+@admin_app.command()
+def disable(
+    username: Annotated[str, typer.Argument()],
+    reason: Annotated[str, typer.Option(help="Why (kept with the account)")],
+) -> None:
+    """Disable a user: every token of theirs is refused at once; history is kept."""
+    with _transaction() as session:
+        disable_user(
+            session, user_by_name(session, username), datetime.now(UTC), reason, operator=operator()
+        )
+    console.print(f"[green]user {username} disabled[/green]")
+
+
+@admin_app.command()
+def enable(username: Annotated[str, typer.Argument()]) -> None:
+    """Enable a disabled user again."""
+    with _transaction() as session:
+        enable_user(
+            session, user_by_name(session, username), datetime.now(UTC), operator=operator()
+        )
+    console.print(f"[green]user {username} enabled[/green]")
 
 
 @admin_app.command()
 def revoke(
-    token_id: Annotated[int, typer.Argument(help="Token id (from `token` or the API)")],
+    token_id: Annotated[int, typer.Argument(help="Token id (from the API's token lists)")],
 ) -> None:
     """Revoke a token; it stops working at once."""
     with _transaction() as session:
-        revoke_token(session, token_id, datetime.now(UTC))
+        revoke_token(session, token_id, datetime.now(UTC), operator=operator())
     console.print(f"[green]token {token_id} revoked[/green]")
 
 

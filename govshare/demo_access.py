@@ -2,8 +2,12 @@
 with a consumer and an analyst, and one request walked through both reviews, so that a new
 user of ``./run demo`` can call every kind of endpoint at once.
 
-Tokens are new on every demo run (the previous demo tokens are revoked) and are written to
-``<home>/demo-tokens.txt``, readable by the owner only. The codes are synthetic but valid USCCs.
+The demo plays every part of the duty model (docs/access.md) itself: the machine operator
+registers each user (or resets them on a later run, which revokes their earlier tokens),
+confirms them (flagged, as the operator always is) and hands their activation code to them,
+and each user exchanges it for their token. Tokens are new on every demo run and are written
+to ``<home>/demo-tokens.txt``, readable by the owner only. The department codes are
+synthetic but valid USCCs.
 """
 
 from __future__ import annotations
@@ -17,12 +21,21 @@ from sqlalchemy.orm import Session
 
 from catalog.access import FilterClause
 from catalog.contracts import Contract
-from catalog.identity import Principal, add_user, ensure_department, issue_token, revoke_token
+from catalog.identity import (
+    Principal,
+    activate,
+    confirm_user,
+    ensure_department,
+    is_confirmed,
+    register_user,
+    reset_activation,
+)
 from catalog.requests import RequestDraft, ReviewDecision, review, submit
 from catalog.settings import Settings
 from catalog.state.db import StateStore
-from catalog.state.models import AccessRequest, Token, User
+from catalog.state.models import AccessRequest, User
 
+OPERATOR = "cli:demo"
 OFFICE = ("11330100002483888A", "市大数据发展管理局（信息办）")
 CONSUMER = ("11330100002484777P", "市民政局")
 DEMO_LABEL = "demo"
@@ -36,9 +49,25 @@ class DemoUser:
     token: str
 
 
-def _user(session: Session, username: str, code: str, role: str, now: datetime) -> User:
+def _ready_user(
+    session: Session, settings: Settings, username: str, code: str, role: str, now: datetime
+) -> tuple[User, str]:
+    """The demo user, registered (or reset), confirmed, with a fresh token of their own."""
     found = session.scalar(select(User).where(User.username == username))
-    return found or add_user(session, username, code, role, now)
+    ttl = settings.activation_ttl_days
+    if found is None:
+        user, activation = register_user(
+            session, username, code, role, now, activation_ttl_days=ttl, operator=OPERATOR
+        )
+    else:
+        user = found
+        activation, _ = reset_activation(
+            session, user, now, activation_ttl_days=ttl, operator=OPERATOR
+        )
+    if not is_confirmed(user):
+        confirm_user(session, user, now, operator=OPERATOR)
+    _, plain = activate(session, username, activation, now, settings.token_ttl_days, DEMO_LABEL)
+    return user, plain
 
 
 def _people(contracts: dict[str, Contract]) -> list[tuple[str, str, str, str]]:
@@ -119,14 +148,7 @@ def seed(settings: Settings, contracts: dict[str, Contract]) -> list[DemoUser]:
             users = {}
             for username, role, code, dept_name in _people(contracts):
                 ensure_department(session, code, dept_name, now)
-                users[username] = _user(session, username, code, role, now)
-            old = select(Token).where(Token.label == DEMO_LABEL, Token.revoked_at.is_(None))
-            for token in session.execute(old).scalars().all():
-                revoke_token(session, token.id, now)
-            for username, role, code, _ in _people(contracts):
-                _, plain = issue_token(
-                    session, users[username], now, settings.token_ttl_days, DEMO_LABEL
-                )
+                users[username], plain = _ready_user(session, settings, username, code, role, now)
                 issued.append(DemoUser(username, role, code, plain))
             _walk_request(session, contracts, users, now, settings)
     finally:

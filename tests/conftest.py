@@ -91,7 +91,7 @@ def seed_identities(settings: Settings, contracts: dict[str, Contract]) -> dict[
     Users: office, <dataset>_provider, consumer_a, analyst_a, consumer_b, analyst_b."""
     from datetime import UTC, datetime
 
-    from catalog.identity import add_department, add_user, issue_token
+    from catalog.identity import add_department, add_user, confirm_user, issue_token
     from catalog.state.db import StateStore
 
     now = datetime.now(UTC)
@@ -114,10 +114,24 @@ def seed_identities(settings: Settings, contracts: dict[str, Contract]) -> dict[
             if code not in known:
                 add_department(session, code, name, now)
                 known.add(code)
-            user = add_user(session, username, code, role, now)
+            user = add_user(session, username, code, role, now, created_by="cli:test")
+            confirm_user(session, user, now, operator="cli:test")  # as the machine operator
             tokens[username] = issue_token(session, user, now, 90, "test")[1]
     store.close()
     return tokens
+
+
+def confirm_as_operator(settings: Settings, username: str) -> None:
+    """Confirm a user as the machine operator does (``govshare admin confirm``: flagged)."""
+    from datetime import UTC, datetime
+
+    from catalog.identity import confirm_user, user_by_name
+    from catalog.state.db import StateStore
+
+    store = StateStore(settings)
+    with store.transaction() as session:
+        confirm_user(session, user_by_name(session, username), datetime.now(UTC), operator="cli:t")
+    store.close()
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -47,7 +47,7 @@ def truth(env, contracts):
 
 
 def _period() -> dict:
-    return {"period_start": "2026-01-01", "period_end": "2099-12-31"}
+    return {"period_start": "2026-01-01", "period_end": "2030-12-31"}
 
 
 def _most_common(rows, item):
@@ -419,7 +419,7 @@ def test_expiry_takes_effect_at_once(env, contracts):
             "purpose": "临时核查",
             "legal_basis": "测试",
             "period_start": "2026-01-01",
-            "period_end": "2099-12-31",
+            "period_end": "2030-12-31",
         },
         requester="consumer_b",
         expires_on=str(clock.now.date() + timedelta(days=3)),
@@ -448,7 +448,7 @@ def test_revocation_takes_effect_at_once(env):
             "purpose": "户籍核查",
             "legal_basis": "测试",
             "period_start": "2026-01-01",
-            "period_end": "2099-12-31",
+            "period_end": "2030-12-31",
         },
         requester="analyst_b",
     )
@@ -478,3 +478,54 @@ def test_revocation_takes_effect_at_once(env):
         ).status_code
         == 409
     )
+
+
+def test_a_grant_is_not_in_force_before_its_period_starts(env):
+    """SPEC §6: a grant has a period; the review found one in force before its start."""
+    client, tokens, clock, _ = env
+    start = clock.now.date() + timedelta(days=10)
+    period = {"period_start": str(start), "period_end": str(start + timedelta(days=100))}
+    rows = approve_request(
+        client,
+        tokens,
+        {"dataset": "credit_records", "items": ["record_id", "list_type"],
+         "purpose": "下季度核查", "legal_basis": "测试", **period},
+        requester="consumer_b",
+    )  # fmt: skip
+    check = approve_request(
+        client,
+        tokens,
+        {"dataset": "population", "kind": "verification", "service": "identity_name",
+         "purpose": "下季度核验", "legal_basis": "测试", **period},
+        requester="consumer_b",
+    )  # fmt: skip
+    bulk = approve_request(  # legal persons: shared by bulk download too
+        client,
+        tokens,
+        {"dataset": "legal_persons", "items": ["uscc", "name"], "purpose": "下季度导出",
+         "legal_basis": "测试", **period},
+        requester="consumer_b",
+    )  # fmt: skip
+    reader = bearer(tokens["analyst_b"])
+    paths = [
+        f"/datasets/credit_records/rows?grant={rows['grant']['id']}",
+        f"/datasets/legal_persons/export?grant={bulk['grant']['id']}",
+    ]
+    question = {"id_number": "11010519491231002X", "name": "张三"}
+
+    def answers() -> list[int]:
+        codes = [client.get(path, headers=reader).status_code for path in paths]
+        codes.append(
+            client.post("/verify/identity_name", json=question, headers=reader).status_code
+        )
+        return codes
+
+    assert check["grant"]["active"] is False and rows["grant"]["active"] is False
+    assert answers() == [403, 403, 403]
+    try:
+        clock.advance(days=9)  # the day before: still not in force
+        assert answers() == [403, 403, 403]
+        clock.advance(days=1, minutes=1)  # local midnight of the first day has passed
+        assert answers() == [200, 200, 200]
+    finally:
+        clock.advance(days=-10, minutes=-1)

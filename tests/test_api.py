@@ -65,7 +65,7 @@ def client(published, schemas):
                 "purpose": "接口测试",
                 "legal_basis": "测试",
                 "period_start": "2026-01-01",
-                "period_end": "2099-12-31",
+                "period_end": "2030-12-31",
             },
         )
         test_client.headers.update(bearer(tokens["consumer_a"]))

@@ -26,7 +26,7 @@ def env(access_world):
             "purpose": "审计测试",
             "legal_basis": "测试",
             "period_start": "2026-01-01",
-            "period_end": "2099-12-31",
+            "period_end": "2030-12-31",
         },
     )
     for who in ("consumer_a", "consumer_b", "population_provider"):
@@ -174,7 +174,7 @@ def test_no_audit_record_no_action(env):
                 "purpose": "测试用途",
                 "legal_basis": "测试",
                 "period_start": "2026-01-01",
-                "period_end": "2099-12-31",
+                "period_end": "2030-12-31",
             },
         )
         assert submitted.status_code == 503

@@ -1,5 +1,6 @@
 """Identity: every route's roles (walked from the OpenAPI document), bearer tokens stored
-hashed with expiry and revocation, the office's user administration, the bootstrap CLI."""
+hashed with expiry and revocation, the office's user administration, the bootstrap CLI.
+The duties kept apart around accounts (activation, confirmation): tests/test_duties.py."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from govshare.cli import app as cli
-from tests.conftest import bearer
+from tests.conftest import bearer, confirm_as_operator
 
 ROLES = ("office", "provider", "consumer", "analyst")
 ALL = set(ROLES)
@@ -34,11 +35,21 @@ EXPECTED = {
     ("get", "/grants"): ALL,
     ("post", "/grants/{grant_id}/revoke"): {"provider", "office"},
     ("get", "/me"): ALL,
+    # A user's own tokens: only ever for themselves (SPEC §6, duties kept apart).
+    ("post", "/activate"): PUBLIC,
+    ("get", "/me/tokens"): ALL,
+    ("post", "/me/tokens"): ALL,
+    ("post", "/me/tokens/{token_id}/revoke"): ALL,
+    # A department confirms its own new users, whatever their role.
+    ("post", "/department/users/{username}/confirm"): ALL,
     ("get", "/admin/departments"): {"office"},
     ("post", "/admin/departments"): {"office"},
     ("get", "/admin/users"): {"office"},
     ("post", "/admin/users"): {"office"},
-    ("post", "/admin/users/{username}/tokens"): {"office"},
+    ("post", "/admin/users/{username}/activation"): {"office"},
+    ("post", "/admin/users/{username}/disable"): {"office"},
+    ("post", "/admin/users/{username}/enable"): {"office"},
+    ("get", "/admin/users/{username}/tokens"): {"office"},
     ("post", "/admin/tokens/{token_id}/revoke"): {"office"},
     ("get", "/audit"): {"provider", "office"},
     ("get", "/audit/usage"): {"provider", "office"},
@@ -85,7 +96,8 @@ def test_route_role_matrix(env, key):
     url = re.sub(r"\{(\w+)\}", lambda m: PARAMS[m.group(1)], path)
     anonymous = client.request(method, url, json={})
     if not EXPECTED[key]:
-        assert anonymous.status_code == 200, anonymous.text
+        # Public: answered without a token (an empty body may be refused as such).
+        assert anonymous.status_code in (200, 422), anonymous.text
         return
     assert anonymous.status_code == 401 and anonymous.headers["WWW-Authenticate"] == "Bearer"
     assert client.request(method, url, json={}, headers=bearer("gs_forged")).status_code == 401
@@ -106,7 +118,7 @@ def test_tokens_are_stored_hashed(env):
         assert tokens["office"].encode() not in path.read_bytes()
 
 
-def test_admin_issues_and_revokes_tokens(env):
+def test_office_registers_users_and_revokes_tokens_it_never_holds(env):
     client, tokens, _, _ = env
     office = bearer(tokens["office"])
     bad = client.post("/admin/departments", json={"code": "123", "name": "某局"}, headers=office)
@@ -127,6 +139,9 @@ def test_admin_issues_and_revokes_tokens(env):
         },
     )
     assert user.status_code == 201
+    body = user.json()
+    assert body["confirmed"] is False and body["activation_code"].startswith("ga_")
+    assert "token" not in body  # the office gets a code to hand over, never a token
     assert (
         client.post(
             "/admin/users",
@@ -135,19 +150,27 @@ def test_admin_issues_and_revokes_tokens(env):
         ).status_code
         == 422
     )
-    issued = client.post("/admin/users/stats_analyst/tokens", json={"days": 7}, headers=office)
-    assert issued.status_code == 201
+    # The user exchanges the code for their own token; a second use of the code fails.
+    activation = {"username": "stats_analyst", "code": body["activation_code"]}
+    issued = client.post("/activate", json=activation)
+    assert issued.status_code == 201, issued.text
+    assert client.post("/activate", json=activation).status_code == 401
     token = issued.json()["token"]
+    # The new department has no confirmed user, so the office confirms: flagged.
+    confirmed = client.post("/department/users/stats_analyst/confirm", headers=office)
+    assert confirmed.status_code == 403  # ... but not the office user who registered them
+    confirm_as_operator(env[3], "stats_analyst")
     me = client.get("/me", headers=bearer(token)).json()
     assert (me["username"], me["role"], me["department_code"]) == (
         "stats_analyst",
         "analyst",
         "113301000024856665",
     )
-    assert (
-        client.post(f"/admin/tokens/{issued.json()['id']}/revoke", headers=office).status_code
-        == 200
-    )
+    listed = client.get("/admin/users/stats_analyst/tokens", headers=office).json()
+    assert [t["id"] for t in listed] == [issued.json()["id"]]
+    assert all("token" not in t for t in listed)
+    revoked = client.post(f"/admin/tokens/{issued.json()['id']}/revoke", headers=office)
+    assert revoked.status_code == 200 and revoked.json()["token"] is None
     refused = client.get("/me", headers=bearer(token))
     assert refused.status_code == 401 and "revoked" in refused.text
     log = client.get("/audit?username=stats_analyst", headers=office).json()
@@ -198,20 +221,37 @@ def test_cli_bootstrap_tokens_and_revocation(tmp_path, monkeypatch, world):
         cli, ["admin", "user", "clerk", "--department", "11330100002484777P", "--role", "consumer"]
     )
     assert added.exit_code == 0, added.output
-    issued = runner.invoke(cli, ["admin", "token", "clerk", "--days", "3"])
-    clerk = re.search(r"gs_[\w-]+", issued.output).group(0)
-    token_id = re.search(r"token id (\d+)", issued.output).group(1)
+    code = re.search(r"ga_[\w-]+", added.output).group(0)
+    assert "gs_" not in added.output  # a code to hand over, not a token
+    assert runner.invoke(cli, ["admin", "token", "clerk"]).exit_code != 0  # no such command
 
     settings = world_settings(world, tmp_path / "home")
     with TestClient(create_app(settings)) as client:
         assert client.get("/me", headers=bearer(token)).json()["role"] == "office"
+        activated = client.post("/activate", json={"username": "clerk", "code": code})
+        assert activated.status_code == 201, activated.text
+        clerk, token_id = activated.json()["token"], activated.json()["id"]
+        unconfirmed = client.get("/me", headers=bearer(clerk))
+        assert unconfirmed.status_code == 401 and "not confirmed" in unconfirmed.text
+        confirmed = runner.invoke(cli, ["admin", "confirm", "clerk"])
+        assert confirmed.exit_code == 0 and "flagged" in confirmed.output
         assert client.get("/me", headers=bearer(clerk)).json()["username"] == "clerk"
-        assert runner.invoke(cli, ["admin", "revoke", token_id]).exit_code == 0
+        listed = runner.invoke(cli, ["admin", "users"])
+        assert "machine operator" in listed.output
+        assert runner.invoke(cli, ["admin", "revoke", str(token_id)]).exit_code == 0
         assert client.get("/me", headers=bearer(clerk)).status_code == 401
+        reset = runner.invoke(cli, ["admin", "reset", "clerk"])
+        assert reset.exit_code == 0 and re.search(r"ga_[\w-]+", reset.output)
+        disabled = runner.invoke(cli, ["admin", "disable", "chief", "--reason", "离职"])
+        assert disabled.exit_code == 0, disabled.output
+        assert client.get("/me", headers=bearer(token)).status_code == 401
+        assert runner.invoke(cli, ["admin", "enable", "chief"]).exit_code == 0
+        assert client.get("/me", headers=bearer(token)).status_code == 200
     verified = runner.invoke(cli, ["audit", "verify"])
     assert verified.exit_code == 0 and "intact" in verified.output
     shown = runner.invoke(cli, ["audit", "show"])
-    assert "token.revoke" in shown.output and "admin.bootstrap" in shown.output
+    for action in ("token.revoke", "admin.bootstrap", "user.confirm", "user.reset", "user.disable"):
+        assert action in shown.output
 
 
 def test_demo_identities_are_ready_to_use(world, tmp_path):

@@ -83,7 +83,7 @@ def test_ingest_and_read_with_postgresql(tmp_path, contracts, postgres_catalog, 
                 "purpose": "集成测试",
                 "legal_basis": "测试",
                 "period_start": "2026-01-01",
-                "period_end": "2099-12-31",
+                "period_end": "2030-12-31",
             },
         )
         body = client.get(

@@ -16,7 +16,7 @@ BASE = {
     "purpose": "信用核查",
     "legal_basis": "国发〔2016〕33号",
     "period_start": "2026-01-01",
-    "period_end": "2099-12-31",
+    "period_end": "2030-12-31",
 }
 
 

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
+import httpx
 import pytest
 
 from catalog.lake import Lake
 from catalog.publish import published_table
-from tests.conftest import approve_request, bearer
+from catalog.settings import REPO_ROOT
+from tests.conftest import approve_request, bearer, seed_identities, world_settings
 
-PERIOD = {"period_start": "2026-01-01", "period_end": "2099-12-31", "legal_basis": "测试依据"}
+PERIOD = {"period_start": "2026-01-01", "period_end": "2030-12-31", "legal_basis": "测试依据"}
 
 
 @pytest.fixture(scope="module")
@@ -129,3 +137,73 @@ def test_verifications_are_audited_with_their_answer(env):
     assert {"yes", "no", "denied", "rate_limited"} <= results
     answered = [e for e in log if e["result"] in ("yes", "no")]
     assert all(e["purpose"] == "身份与资格核验" and e["version"] for e in answered)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _serve(settings, port: int) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "GOVSHARE_HOME": str(settings.home),
+        "GOVSHARE_SCHEMAS_DIR": str(settings.schemas_dir),
+        "GOVSHARE_STATE_DB": settings.state_db,
+        "GOVSHARE_VERIFY_RATE_PER_MINUTE": str(settings.verify_rate_per_minute),
+    }
+    command = [sys.executable, "-m", "uvicorn", "api.main:app", "--port", str(port)]
+    return subprocess.Popen(
+        command, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
+def _wait_until_up(port: int, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise AssertionError(f"server on port {port} did not start")
+
+
+@pytest.mark.e2e
+def test_the_rate_limit_holds_for_concurrent_calls_to_two_api_processes(world, tmp_path):
+    """The review got 52 answers in 2 s against 30 a minute. Here 60 calls at once, spread
+    over two real API processes sharing one platform state: exactly the limit is answered."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from catalog.contracts import load_contracts
+
+    limit = 10
+    settings = world_settings(world, tmp_path, verify_rate_per_minute=limit)
+    tokens = seed_identities(settings, load_contracts(settings.schemas_dir))
+    with TestClient(create_app(settings)) as client:
+        approve_request(
+            client,
+            tokens,
+            {"dataset": "credit_records", "kind": "verification", "service": "blacklist",
+             "purpose": "并发限流测试", **PERIOD},
+        )  # fmt: skip
+    ports = [_free_port(), _free_port()]
+    servers = [_serve(settings, port) for port in ports]
+    try:
+        for port in ports:
+            _wait_until_up(port, time.monotonic() + 60)
+
+        def ask(i: int) -> httpx.Response:
+            url = f"http://127.0.0.1:{ports[i % 2]}/verify/blacklist"
+            body = {"subject_id": "91330100MA00000000"}
+            return httpx.post(url, json=body, headers=bearer(tokens["consumer_a"]), timeout=60)
+
+        with ThreadPoolExecutor(max_workers=30) as pool:
+            statuses = [r.status_code for r in pool.map(ask, range(60))]
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=30)
+    assert statuses.count(200) == limit, statuses
+    assert statuses.count(429) == 60 - limit

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.auth import Office, Reviewer
 from api.deps import StateDep
+from api.params import Moment, Offset, QueryText
 from api.state import AppState
 from catalog.audit import AuditQuery, search, usage, verify
 from catalog.identity import Principal
@@ -19,7 +20,8 @@ router = APIRouter(prefix="/audit", tags=["audit"])
 class AuditEntryPublic(BaseModel):
     seq: int
     at: datetime
-    username: str
+    username: str = Field(description="Who acted: a username, or `cli:<login>` for the operator")
+    token_id: int | None = Field(description="The token the call was made with, if any")
     department_code: str | None
     role: str | None
     action: str
@@ -68,14 +70,14 @@ def _query(state: AppState, principal: Principal, **filters: object) -> AuditQue
 def search_log(
     principal: Reviewer,
     state: StateDep,
-    dataset: str | None = None,
-    username: str | None = None,
-    department_code: str | None = None,
-    action: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    dataset: QueryText = None,
+    username: QueryText = None,
+    department_code: QueryText = None,
+    action: QueryText = None,
+    since: Moment | None = None,
+    until: Moment | None = None,
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
 ) -> list[AuditEntryPublic]:
     query = _query(
         state,
@@ -102,9 +104,9 @@ def search_log(
 def usage_stats(
     principal: Reviewer,
     state: StateDep,
-    dataset: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    dataset: QueryText = None,
+    since: Moment | None = None,
+    until: Moment | None = None,
 ) -> list[UsagePublic]:
     query = _query(state, principal, dataset=dataset, since=since, until=until)
     with state.store.reading() as session:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 
 from api.deps import ContractDep, CursorDep, StateDep
 from api.models import CatalogEntry, CatalogSummary, DataItemPublic, VersionPublic
+from api.params import PathId, QueryText
 from catalog.contracts import Contract
+from catalog.text import Line
 from catalog.versions import get_version, latest_versions, list_versions
 
 router = APIRouter(prefix="/catalog", tags=["catalog"])
@@ -35,12 +37,14 @@ def _matches_text(contract: Contract, q: str) -> bool:
 def list_catalog(
     state: StateDep,
     cursor: CursorDep,
-    q: str | None = Query(None, description="Words to find in names, summaries, keywords"),
-    provider_code: str | None = None,
+    q: Annotated[
+        Line | None, Query(description="Words to find in names, summaries, keywords")
+    ] = None,
+    provider_code: QueryText = None,
     classification: Literal["base", "theme", "department"] | None = None,
     sharing_type: Literal["unconditional", "conditional", "not_shared"] | None = None,
     open: bool | None = None,
-    update_cycle: str | None = None,
+    update_cycle: QueryText = None,
 ) -> list[CatalogSummary]:
     latest = latest_versions(cursor)
     entries = []
@@ -75,7 +79,7 @@ def get_entry(contract: ContractDep, cursor: CursorDep) -> CatalogEntry:
 @router.get(
     "/{dataset}/versions/{number}", response_model=VersionPublic, summary="One dataset version"
 )
-def get_entry_version(contract: ContractDep, number: int, cursor: CursorDep) -> VersionPublic:
+def get_entry_version(contract: ContractDep, number: PathId, cursor: CursorDep) -> VersionPublic:
     version = get_version(cursor, contract.dataset, number)
     if version is None:
         raise HTTPException(404, f"{contract.dataset} has no version {number}")

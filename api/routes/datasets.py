@@ -19,9 +19,10 @@ from starlette.background import BackgroundTask
 
 from api.auth import Reader
 from api.deps import ContractDep, CursorDep, StateDep
+from api.params import MAX_ID, Offset
 from api.state import AppState
 from catalog.access import AccessDenied, DataPath, Scope, read_scope
-from catalog.audit import AuditEvent, record
+from catalog.audit import AuditEvent, record, record_refusal
 from catalog.contracts import Contract
 from catalog.identity import Principal
 from catalog.queries import count_rows, export_file, rows_json
@@ -51,7 +52,7 @@ def _scope(
         return read_scope(contract, principal, path, grants, grant_named=grant is not None)
     except AccessDenied as exc:
         action = "read" if path == "api" else "export"
-        record(
+        record_refusal(
             state.store,
             AuditEvent(
                 action=action,
@@ -124,11 +125,15 @@ def get_rows(
     contract: ContractDep,
     state: StateDep,
     cursor: CursorDep,
-    version: int | None = Query(None, ge=1, description="Version number; latest if absent"),
-    limit: int = Query(100, ge=1),
-    offset: int = Query(0, ge=0),
+    version: int | None = Query(
+        None, ge=1, le=MAX_ID, description="Version number; latest if absent"
+    ),
+    limit: int = Query(100, ge=1, le=MAX_ID),
+    offset: Offset = 0,
     grant: int | None = Query(
         None,
+        ge=1,
+        le=MAX_ID,
         description="Grant to read under. Absent: the newest grant in force on a conditional "
         "dataset, the unconditional view (everything masked) on an unconditional one",
     ),
@@ -183,9 +188,13 @@ def export_rows(
     state: StateDep,
     cursor: CursorDep,
     format: Literal["csv", "parquet"] = "csv",
-    version: int | None = Query(None, ge=1, description="Version number; latest if absent"),
+    version: int | None = Query(
+        None, ge=1, le=MAX_ID, description="Version number; latest if absent"
+    ),
     grant: int | None = Query(
         None,
+        ge=1,
+        le=MAX_ID,
         description="Grant to read under. Absent: the newest grant in force on a conditional "
         "dataset, the unconditional view (everything masked) on an unconditional one",
     ),

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from api.auth import AnyRole, Requester, Reviewer
 from api.deps import StateDep
+from api.params import PathId, QueryText
 from api.state import AppState
 from catalog.access import FilterClause
 from catalog.contracts import Contract
@@ -16,6 +17,7 @@ from catalog.identity import Principal
 from catalog.requests import (
     NotFound,
     RequestDraft,
+    RequestError,
     ReviewDecision,
     get_request,
     is_overdue,
@@ -28,6 +30,7 @@ from catalog.requests import (
     withdraw,
 )
 from catalog.state.models import AccessRequest, Grant
+from catalog.text import FreeText
 
 router = APIRouter(tags=["access requests"])
 
@@ -138,7 +141,7 @@ class RequestPublic(BaseModel):
 
 class Revocation(BaseModel):
     model_config = {"extra": "forbid"}
-    reason: str
+    reason: FreeText
 
 
 def _contract(state: AppState, dataset: str) -> Contract:
@@ -162,7 +165,9 @@ def _visible(state: AppState, principal: Principal, request: AccessRequest) -> A
     summary="Ask for access to a dataset's rows or a verification service",
 )
 def create_request(principal: Requester, state: StateDep, draft: RequestDraft) -> RequestPublic:
-    contract = _contract(state, draft.dataset)
+    contract = state.contracts.get(draft.dataset)
+    if contract is None:  # named in the body, not the path: a 422 on the field
+        raise RequestError(f"no dataset {draft.dataset!r} in the catalog", loc=("body", "dataset"))
     settings = state.settings
     with state.store.transaction() as session:
         request = submit(
@@ -183,7 +188,7 @@ def create_request(principal: Requester, state: StateDep, draft: RequestDraft) -
     summary="Requests you may see: yours, those for your data, or all (office)",
 )
 def get_requests(
-    principal: AnyRole, state: StateDep, status: str | None = None, overdue: bool | None = None
+    principal: AnyRole, state: StateDep, status: QueryText = None, overdue: bool | None = None
 ) -> list[RequestPublic]:
     provided = state.provided_by(principal.department_code)
     with state.store.reading() as session:
@@ -194,7 +199,7 @@ def get_requests(
 
 
 @router.get("/requests/{request_id}", response_model=RequestPublic, summary="One request")
-def get_one_request(principal: AnyRole, request_id: int, state: StateDep) -> RequestPublic:
+def get_one_request(principal: AnyRole, request_id: PathId, state: StateDep) -> RequestPublic:
     with state.store.reading() as session:
         return RequestPublic.of(_visible(state, principal, get_request(session, request_id)), state)
 
@@ -205,7 +210,7 @@ def get_one_request(principal: AnyRole, request_id: int, state: StateDep) -> Req
     summary="Approve or reject: the provider department first, then the office",
 )
 def review_request(
-    principal: Reviewer, request_id: int, state: StateDep, decision: ReviewDecision
+    principal: Reviewer, request_id: PathId, state: StateDep, decision: ReviewDecision
 ) -> RequestPublic:
     with state.store.transaction() as session:
         request = _visible(state, principal, get_request(session, request_id))
@@ -227,7 +232,7 @@ def review_request(
     response_model=RequestPublic,
     summary="Withdraw your department's pending request",
 )
-def withdraw_request(principal: Requester, request_id: int, state: StateDep) -> RequestPublic:
+def withdraw_request(principal: Requester, request_id: PathId, state: StateDep) -> RequestPublic:
     with state.store.transaction() as session:
         request = _visible(state, principal, get_request(session, request_id))
         withdraw(session, principal, request, state.now())
@@ -252,7 +257,7 @@ def get_grants(principal: AnyRole, state: StateDep) -> list[GrantPublic]:
     response_model=GrantPublic,
     summary="Revoke a grant at once (office, or the providing department)",
 )
-def revoke(principal: Reviewer, grant_id: int, state: StateDep, body: Revocation) -> GrantPublic:
+def revoke(principal: Reviewer, grant_id: PathId, state: StateDep, body: Revocation) -> GrantPublic:
     with state.store.transaction() as session:
         grant = session.get(Grant, grant_id)
         if grant is None:

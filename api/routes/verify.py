@@ -1,9 +1,14 @@
-"""Verification services: yes/no answers, each needing its own grant, rate limited, audited."""
+"""Verification services: yes/no answers, each needing its own grant, rate limited, audited.
+
+The rate limit's count-and-admit is one atomic step in the platform state
+(:func:`catalog.ratelimit.admit`), so concurrent calls, from any number of API processes,
+never get more answers than the limit. Refusals (no grant, rate limited) are audited
+aggregated (:func:`catalog.audit.record_refusal`)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException
@@ -12,10 +17,14 @@ from pydantic import BaseModel
 from api.auth import Requester
 from api.deps import CursorDep, StateDep
 from catalog.access import AccessDenied
-from catalog.audit import AuditEvent, recent_count, record
+from catalog.audit import AuditEvent, record, record_refusal
+from catalog.ratelimit import admit
 from catalog.requests import active_grants
+from catalog.text import Line, Name
 from catalog.verification import answer, find_service
 from catalog.versions import latest_version
+
+MAX_INPUTS = 20  # inputs of one question (services take one to three)
 
 router = APIRouter(prefix="/verify", tags=["verification"])
 
@@ -44,7 +53,10 @@ def verify(
     service: str,
     state: StateDep,
     cursor: CursorDep,
-    inputs: Annotated[dict[str, str], Body(examples=[{"id_number": "11010519491231002X"}])],
+    inputs: Annotated[
+        dict[Name, Line],
+        Body(examples=[{"id_number": "11010519491231002X"}], max_length=MAX_INPUTS),
+    ],
 ) -> VerificationAnswer:
     try:
         contract, spec = find_service(state.contracts, service)
@@ -61,9 +73,6 @@ def verify(
             kind="verification",
             service=service,
         )
-        used = recent_count(
-            session, principal.user_id, "verify", service, now - timedelta(minutes=1)
-        )
         purpose = granted[0].request.purpose if granted else None
     base = AuditEvent(
         action="verify",
@@ -75,12 +84,17 @@ def verify(
         detail={"service": service},
     )
     if not granted:
-        record(state.store, base, now)
+        record_refusal(
+            state.store, replace(base, detail={**base.detail, "reason": "no grant"}), now
+        )
         raise AccessDenied(f"verification service {service!r} needs a grant for your department")
-    if used >= limit:
-        record(state.store, replace(base, result="rate_limited"), now)
+    admission = admit(state.store, principal.user_id, service, now, limit)
+    if not admission.admitted:
+        record_refusal(state.store, replace(base, result="rate_limited"), now)
         raise HTTPException(
-            429, f"at most {limit} calls per minute to {service}", headers={"Retry-After": "60"}
+            429,
+            f"at most {limit} calls per minute to {service}",
+            headers={"Retry-After": str(admission.retry_after)},
         )
     version = latest_version(cursor, contract.dataset)
     if version is None:

@@ -15,6 +15,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from catalog.runtime import secure_home
 from catalog.settings import Settings
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -63,6 +64,8 @@ class StateStore:
     """Engine and session factory of the platform state, migrated on creation."""
 
     def __init__(self, settings: Settings) -> None:
+        secure_home(settings)
+        self.settings = settings
         if settings.state_url.startswith("sqlite:///"):
             Path(settings.state_url.removeprefix("sqlite:///")).parent.mkdir(
                 parents=True, exist_ok=True

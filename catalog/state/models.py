@@ -71,6 +71,8 @@ class User(Base):
     created_by: Mapped[str | None] = mapped_column(String(80))
     confirmed_at: Mapped[datetime | None]
     confirmed_by: Mapped[str | None] = mapped_column(String(80))
+    # Who last reset the account (a new activation code, tokens revoked): may not confirm it.
+    reset_by: Mapped[str | None] = mapped_column(String(80))
     flag: Mapped[str | None] = mapped_column(Text, doc="Why this account needs a second look")
     # One-time activation secret (SHA-256), handed over out of band; exchanged for a token.
     activation_hash: Mapped[str | None] = mapped_column(String(64), unique=True)

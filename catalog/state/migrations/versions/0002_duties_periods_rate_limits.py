@@ -25,6 +25,7 @@ def upgrade() -> None:
         ("created_by", sa.String(length=80)),
         ("confirmed_at", _UTC()),
         ("confirmed_by", sa.String(length=80)),
+        ("reset_by", sa.String(length=80)),
         ("flag", sa.Text()),
         ("activation_hash", sa.String(length=64)),
         ("activation_expires_at", _UTC()),
@@ -76,7 +77,7 @@ def downgrade() -> None:
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.drop_constraint("uq_users_activation_hash", type_="unique")
         for name in (
-            "created_by", "confirmed_at", "confirmed_by", "flag", "activation_hash",
+            "created_by", "confirmed_at", "confirmed_by", "reset_by", "flag", "activation_hash",
             "activation_expires_at", "disabled_at", "disabled_reason",
         ):  # fmt: skip
             batch_op.drop_column(name)
