@@ -52,6 +52,53 @@ def test_reads_requests_and_decisions_are_recorded(env):
     assert denied and denied[0]["result"] == "denied"
 
 
+def _entries(settings, **where) -> list:
+    from catalog.audit import AuditQuery, search
+    from catalog.state.db import StateStore
+
+    store = StateStore(settings)
+    with store.reading() as session:
+        found = search(session, AuditQuery(**where), limit=10_000, offset=0)
+    store.close()
+    return found
+
+
+def test_wrong_roles_and_listings_are_recorded(env):
+    client, tokens, _, settings = env
+    office = bearer(tokens["office"])
+    wrong = client.get("/admin/users", headers=bearer(tokens["consumer_b"]))
+    assert wrong.status_code == 403
+    denied = _entries(settings, username="consumer_b", action="role.denied")
+    assert denied and denied[0].detail["route"] == "/admin/users"
+    assert client.get("/requests?status=approved", headers=office).status_code == 200
+    listed = _entries(settings, username="office", action="request.list")
+    assert listed and listed[0].detail["query"] == {"status": "approved"}
+
+
+def test_refusals_of_a_revoked_token_do_not_grow_the_log_without_bound(env):
+    """A token revoked long ago, used 200 times: one entry per window, the next one counting
+    those left out; none is lost."""
+    client, tokens, clock, settings = env
+    issued = client.post(
+        "/me/tokens", json={"label": "to revoke"}, headers=bearer(tokens["consumer_b"])
+    )
+    token, token_id = issued.json()["token"], issued.json()["id"]
+    client.post(f"/me/tokens/{token_id}/revoke", headers=bearer(tokens["consumer_b"]))
+    before = len(_entries(settings, action="token.refused"))
+    for _ in range(200):
+        assert client.get("/me", headers=bearer(token)).status_code == 401
+    during = _entries(settings, action="token.refused")
+    assert len(during) - before == 1
+    clock.advance(minutes=settings.refusal_log_window_minutes + 1)
+    try:
+        assert client.get("/me", headers=bearer(token)).status_code == 401
+    finally:
+        clock.advance(minutes=-(settings.refusal_log_window_minutes + 1))
+    after = _entries(settings, action="token.refused")
+    assert len(after) - before == 2
+    assert after[0].detail["suppressed"] == 199 and after[0].token_id == token_id
+
+
 def test_search_filters_and_provider_view(env):
     client, tokens, _, _ = env
     mine = client.get("/audit?username=consumer_b", headers=bearer(tokens["office"])).json()
