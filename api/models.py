@@ -24,6 +24,16 @@ class DataItemPublic(BaseModel):
         return cls(**item.model_dump(include=set(cls.model_fields)))
 
 
+class SourceFilePublic(BaseModel):
+    """A file a version was built from: by name and checksum, never by server path (versions
+    published before paths were dropped still hold one; it is left out here)."""
+
+    name: str
+    sha256: str
+    bytes: int
+    rows: int
+
+
 class VersionPublic(BaseModel):
     dataset: str
     version: int
@@ -31,7 +41,7 @@ class VersionPublic(BaseModel):
     row_count: int
     schema_hash: str
     quality: dict
-    source_files: list[dict]
+    source_files: list[SourceFilePublic]
     run_id: str
     published_at: datetime
 

@@ -22,6 +22,20 @@ PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
 """An id in the path (request, grant, token, version number)."""
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 """Rows or entries to skip."""
+VersionNumber = Annotated[
+    int | None, Query(ge=1, le=MAX_ID, description="Version number; latest if absent")
+]
+"""The version of a dataset to read."""
+GrantId = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=MAX_ID,
+        description="Grant to read under. Absent: the newest grant in force on a conditional "
+        "dataset, the unconditional view (everything masked) on an unconditional one",
+    ),
+]
+"""The grant a read is made under."""
 QueryText = Annotated[Line | None, Query()]
 """A word or a code in the query string: one line, no control character, 200 at most."""
 

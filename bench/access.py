@@ -56,7 +56,7 @@ def main(rows: int, calls: int) -> None:
     with TestClient(create_app(settings)) as client:
         period = {
             "period_start": "2026-01-01",
-            "period_end": "2099-12-31",
+            "period_end": "2030-12-31",
             "legal_basis": "基准测试",
         }
         grant = approve_request(

@@ -167,14 +167,21 @@ def _keep_prior(con: duckdb.DuckDBPyConnection, contract: Contract, stale: bool)
 
 
 def _upsert(
-    con: duckdb.DuckDBPyConnection, contract: Contract, run_id: str, *, stale: bool, prior: bool
+    con: duckdb.DuckDBPyConnection,
+    contract: Contract,
+    run_id: str,
+    *,
+    has_rows: bool,
+    stale: bool,
+    prior: bool,
 ) -> None:
-    """Replace rows with the same key, then insert the passing rows, typed. With ``prior``
-    (partial updates), an item the row's file did not carry keeps its published value."""
+    """Replace rows with the same key (``has_rows``: there are any), then insert the passing
+    rows, typed. With ``prior`` (partial updates), an item the row's file did not carry keeps
+    its published value."""
     table = published_table(contract.dataset)
     passing = _passing(stale)
     keys = ", ".join(quote_ident(k) for k in contract.key)
-    if con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]:
+    if has_rows:
         typed_keys = ", ".join(
             f"{typed_sql(contract.item(k), 's.' + quote_ident(k))} AS {quote_ident(k)}"
             for k in contract.key
@@ -274,7 +281,7 @@ def _publish_attached(con: duckdb.DuckDBPyConnection, delivery: Delivery) -> Pub
             return PublishResult("rejected", None, 0, quarantined)
         if stale:
             _quarantine_stale(con, contract, delivery.run_id, delivery.at)
-        _upsert(con, contract, delivery.run_id, stale=stale, prior=prior)
+        _upsert(con, contract, delivery.run_id, has_rows=has_rows, stale=stale, prior=prior)
         version = _new_version(con, delivery)
         insert_version(con, version)
         message = f"publish {contract.dataset} v{version.version}"

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
+from catalog.audit import AuditUnavailable
 from catalog.contracts import ContractError, load_contracts
 from catalog.ingest import IngestOutcome, run_ingest
 from catalog.lake import Lake
@@ -72,12 +73,16 @@ def ingest(
     if dataset not in contracts:
         console.print(f"[red]unknown dataset {dataset!r}; known: {', '.join(contracts)}[/red]")
         raise typer.Exit(2)
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console) as bar:
-        task = bar.add_task(f"{dataset}: starting")
-        outcome = run_ingest(
-            contracts[dataset], [f.resolve() for f in files], Lake(settings),
-            on_step=lambda step: bar.update(task, description=f"{dataset}: {step}"),
-        )  # fmt: skip
+    try:
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console) as bar:
+            task = bar.add_task(f"{dataset}: starting")
+            outcome = run_ingest(
+                contracts[dataset], [f.resolve() for f in files], Lake(settings),
+                on_step=lambda step: bar.update(task, description=f"{dataset}: {step}"),
+            )  # fmt: skip
+    except AuditUnavailable as exc:  # the run is done and recorded in the lake, not in the log
+        console.print(f"[red]{exc}[/red] (the run itself is recorded: govshare status)")
+        raise typer.Exit(1) from exc
     _print_outcome(outcome)
     if outcome.status in ("failed", "rejected"):
         raise typer.Exit(1)

@@ -19,7 +19,7 @@ from starlette.background import BackgroundTask
 
 from api.auth import Reader
 from api.deps import ContractDep, CursorDep, StateDep
-from api.params import MAX_ID, Offset
+from api.params import MAX_ID, GrantId, Offset, VersionNumber
 from api.state import AppState
 from catalog.access import AccessDenied, DataPath, Scope, read_scope
 from catalog.audit import AuditEvent, record, record_refusal
@@ -125,18 +125,10 @@ def get_rows(
     contract: ContractDep,
     state: StateDep,
     cursor: CursorDep,
-    version: int | None = Query(
-        None, ge=1, le=MAX_ID, description="Version number; latest if absent"
-    ),
+    version: VersionNumber = None,
     limit: int = Query(100, ge=1, le=MAX_ID),
     offset: Offset = 0,
-    grant: int | None = Query(
-        None,
-        ge=1,
-        le=MAX_ID,
-        description="Grant to read under. Absent: the newest grant in force on a conditional "
-        "dataset, the unconditional view (everything masked) on an unconditional one",
-    ),
+    grant: GrantId = None,
 ) -> Response:
     scope = _scope(state, contract, principal, "api", grant)
     limit = min(limit, state.settings.page_size_max)
@@ -188,16 +180,8 @@ def export_rows(
     state: StateDep,
     cursor: CursorDep,
     format: Literal["csv", "parquet"] = "csv",
-    version: int | None = Query(
-        None, ge=1, le=MAX_ID, description="Version number; latest if absent"
-    ),
-    grant: int | None = Query(
-        None,
-        ge=1,
-        le=MAX_ID,
-        description="Grant to read under. Absent: the newest grant in force on a conditional "
-        "dataset, the unconditional view (everything masked) on an unconditional one",
-    ),
+    version: VersionNumber = None,
+    grant: GrantId = None,
 ) -> FileResponse:
     scope = _scope(state, contract, principal, "bulk_download", grant)
     chosen = _version(cursor, contract, version)
