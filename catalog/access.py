@@ -8,6 +8,7 @@ query engine.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from catalog.contracts import Contract
 from catalog.identity import Principal
-from catalog.masking import pseudonymised_items
+from catalog.masking import NOTHING_KNOWN, Disclosures, View, masking_choice
 from catalog.rules import quote_ident, sql_literal
 from catalog.text import MAX_FILTER_VALUES, FilterValue, Name
 
@@ -51,9 +52,10 @@ class GrantView:
 
 @dataclass(frozen=True)
 class Scope:
-    """What one read may see: ``items`` (in this order), those in clear, the row filter, and
-    the masked items that get a keyed pseudonym (their partial mask would leak), keyed by
-    ``pseudonym_context`` (one key per grant, or per department and dataset)."""
+    """What one read may see: ``items`` (in this order), those in clear, the row filter, the
+    masked items that get a keyed pseudonym (their partial mask would leak), keyed by
+    ``pseudonym_context`` (one key per grant, or per department and dataset), and those
+    redacted (their whole value may show in clear elsewhere in the scope)."""
 
     items: tuple[str, ...]
     unmasked: frozenset[str]
@@ -63,6 +65,7 @@ class Scope:
     purpose: str | None = None
     pseudonymised: frozenset[str] = frozenset()
     pseudonym_context: str = ""
+    redacted: frozenset[str] = frozenset()
 
 
 def _scope(
@@ -72,6 +75,7 @@ def _scope(
     clear: frozenset[str],
     row_filter: tuple[FilterClause, ...],
     grant: GrantView | None,
+    known: Disclosures,
 ) -> Scope:
     filtered = [clause.item for clause in row_filter]
     context = (
@@ -79,6 +83,7 @@ def _scope(
         if grant
         else f"department:{principal.department_code}:{contract.dataset}"
     )
+    choice = masking_choice(contract, items, clear, filtered, known)
     return Scope(
         items,
         clear,
@@ -86,9 +91,20 @@ def _scope(
         "grant" if grant else "unconditional",
         grant.id if grant else None,
         grant.purpose if grant else None,
-        pseudonymised_items(contract, items, clear, filtered),
+        choice.pseudonymised,
         context,
+        choice.redacted,
     )
+
+
+def unconditional_views(contracts: Mapping[str, Contract]) -> list[View]:
+    """What every department reads without a grant: the unconditional datasets' rows."""
+    return [
+        View(name, tuple(contract.item_names))
+        for name, contract in contracts.items()
+        if contract.catalog.sharing.type == "unconditional"
+        and {"api", "bulk_download"} & set(contract.catalog.sharing.method)
+    ]
 
 
 def check_filter(contract: Contract, clauses: list[FilterClause]) -> None:
@@ -121,6 +137,7 @@ def read_scope(
     grants: list[GrantView],
     *,
     grant_named: bool = False,
+    known: Disclosures = NOTHING_KNOWN,
 ) -> Scope:
     """The scope of a read by this caller over this path, or AccessDenied saying why.
 
@@ -128,7 +145,8 @@ def read_scope(
     On a conditional dataset the first grant is the scope. On an unconditional dataset every
     department reads every row with sensitive items masked; a grant applies when the caller
     names it (``grant_named``), and then it is the whole scope — its items, its row filter,
-    its items in clear — so a reviewer's narrowing holds on that path too."""
+    its items in clear — so a reviewer's narrowing holds on that path too. ``known``: what
+    the department can learn elsewhere, for the choice of masks (:mod:`catalog.masking`)."""
     sharing = contract.catalog.sharing
     if principal.role not in READER_ROLES:
         raise AccessDenied(f"role {principal.role!r} does not read dataset rows")
@@ -145,11 +163,11 @@ def read_scope(
         return Scope(tuple(contract.item_names), frozenset(contract.item_names), (), "owner")
     if sharing.type == "unconditional" and not grant_named:
         names = tuple(contract.item_names)
-        return _scope(contract, principal, names, frozenset(), (), None)
+        return _scope(contract, principal, names, frozenset(), (), None, known)
     if grants:
         grant = grants[0]
         clear = grant.unmasked_items & contract.sensitive_items
-        return _scope(contract, principal, grant.items, clear, grant.row_filter, grant)
+        return _scope(contract, principal, grant.items, clear, grant.row_filter, grant, known)
     raise AccessDenied(
         f"{contract.dataset} is shared on conditions ({sharing.conditions or ''}); "
         "it needs an approved access request"

@@ -3,15 +3,25 @@
 Partial masks follow common practice of Chinese government platforms: ``3301**********123X``,
 ``138****5678``, ``张**`` (always two stars: the length of a name is not shown), the leading
 characters of an address. A partial mask shows part of a value and hides the rest; where the
-same scope tells the hidden part otherwise (an identity number's birth digits are the
+department can learn the hidden part otherwise (an identity number's birth digits are the
 ``birth_date`` item, its region digits the household region code, or a row filter constrains
 the value), the partial mask would leak, and a keyed pseudonym replaces it
-(:mod:`catalog.pseudonyms`). :func:`pseudonymised_items` makes that choice per scope.
+(:mod:`catalog.pseudonyms`). Where some rows may show the whole value in clear (a sole
+trader's business name is the owner's name), a pseudonym would be a lookup table from those
+rows to the others, so the value is redacted instead. :func:`masking_choice` decides per
+scope.
+
+"Can learn otherwise" counts more than the one response: what the scope shows in clear,
+what its row filter constrains, and what the department sees in clear anywhere else
+(:class:`Disclosures`): every grant it ever held on the dataset (two grants of one dataset
+are joined on any item they share), the dataset's unconditional view, and, for identity
+numbers, the birth dates and regions of people it can read in any dataset.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from catalog.contracts import Contract, DataItem
 from catalog.pseudonyms import pseudonym_sql
@@ -52,30 +62,106 @@ def mask_sql(item: DataItem, column: str | None = None) -> str:
     return f"CASE WHEN {col} IS NULL THEN NULL ELSE {_MASKS[item.mask].format(c=text)} END"
 
 
+@dataclass(frozen=True)
+class Disclosures:
+    """What a department can learn in clear outside the scope at hand: ``fields``, the
+    (item, part) pairs of the dataset being read that its other views disclose; ``identity``,
+    the parts of identity numbers (``region``, ``birth_date``…) it can read for the people or
+    companies of any dataset."""
+
+    fields: frozenset[tuple[str, str]] = frozenset()
+    identity: frozenset[str] = frozenset()
+
+
+NOTHING_KNOWN = Disclosures()
+
+
+@dataclass(frozen=True)
+class View:
+    """Something a department reads: items of a dataset, those of them granted in clear."""
+
+    dataset: str
+    items: tuple[str, ...]
+    unmasked: frozenset[str] = frozenset()
+
+
+def _disclosed(contract: Contract, names: Iterable[str]) -> set[tuple[str, str]]:
+    """(item, part) pairs the given items tell about other items of the contract."""
+    return {(p.field, p.part) for name in names for p in contract.item(name).disclosed_parts}
+
+
+def _shown_clear(contract: Contract, items: Iterable[str], clear: Iterable[str]) -> set[str]:
+    clear = set(clear)
+    return {n for n in items if n in clear or n not in contract.sensitive_items}
+
+
+def department_disclosures(
+    contracts: Mapping[str, Contract], dataset: str, views: Iterable[View]
+) -> Disclosures:
+    """What the views a department has (grants ever held, unconditional datasets) disclose,
+    as seen from a read of ``dataset``."""
+    fields: set[tuple[str, str]] = set()
+    identity: set[str] = set()
+    for view in views:
+        contract = contracts.get(view.dataset)
+        if contract is None:
+            continue
+        disclosed = _disclosed(contract, _shown_clear(contract, view.items, view.unmasked))
+        if view.dataset == dataset:
+            fields |= disclosed
+        identity |= {
+            part
+            for name, part in disclosed
+            if part != "whole" and contract.item(name).mask == "identity"
+        }
+    return Disclosures(frozenset(fields), frozenset(identity))
+
+
+@dataclass(frozen=True)
+class MaskingChoice:
+    pseudonymised: frozenset[str]
+    redacted: frozenset[str]
+
+
+def masking_choice(
+    contract: Contract,
+    items: Iterable[str],
+    clear: Iterable[str],
+    filtered: Iterable[str],
+    known: Disclosures = NOTHING_KNOWN,
+) -> MaskingChoice:
+    """How each masked item of a scope is shown when its partial mask would leak.
+
+    ``items`` are the scope's items, ``clear`` those delivered in clear, ``filtered`` the
+    items its row filter constrains (a filter tells something about every row it lets
+    through, whether or not the item is shown), ``known`` what the department learns
+    elsewhere. An item whose whole value may be told is redacted; one whose hidden part is
+    told, or that the filter constrains, gets a pseudonym; the others keep the partial mask."""
+    items, clear, filtered = set(items), set(clear), set(filtered)
+    told = _disclosed(contract, _shown_clear(contract, items, clear) | filtered) | known.fields
+    pseudonymised, redacted = set(), set()
+    for name in items:
+        item = contract.item(name)
+        if name not in contract.sensitive_items or name in clear:
+            continue
+        parts = {part for field, part in told if field == name}
+        if item.mask == "identity":
+            parts |= known.identity
+        if "whole" in parts:
+            redacted.add(name)
+        elif name in filtered or parts & HIDDEN_PARTS[item.mask or "redact"]:
+            pseudonymised.add(name)
+    return MaskingChoice(frozenset(pseudonymised), frozenset(redacted))
+
+
 def pseudonymised_items(
     contract: Contract,
     items: Iterable[str],
     clear: Iterable[str],
     filtered: Iterable[str],
 ) -> frozenset[str]:
-    """The masked items of a scope whose partial mask would leak, so they get a pseudonym.
-
-    ``items`` are the scope's items, ``clear`` those delivered in clear, ``filtered`` the
-    items its row filter constrains (a filter tells something about every row it lets
-    through, whether or not the item is shown)."""
-    items, clear, filtered = set(items), set(clear), set(filtered)
-    shown_clear = {n for n in items if n in clear or n not in contract.sensitive_items}
-    disclosed: dict[str, set[str]] = {}
-    for name in shown_clear | filtered:
-        for part in contract.item(name).disclosed_parts:
-            disclosed.setdefault(part.field, set()).add(part.part)
-    masked = {n for n in items if n in contract.sensitive_items and n not in clear}
-    return frozenset(
-        name
-        for name in masked
-        if name in filtered
-        or disclosed.get(name, set()) & HIDDEN_PARTS[contract.item(name).mask or "redact"]
-    )
+    """The masked items of a scope that get a pseudonym, by the scope alone."""
+    return masking_choice(contract, items, clear, filtered).pseudonymised
 
 
 def item_value_sql(
@@ -83,12 +169,15 @@ def item_value_sql(
     *,
     unmasked: bool = False,
     pseudonym_key: bytes | None = None,
+    redacted: bool = False,
 ) -> str:
     """SQL of the value an item shows: in clear when not sensitive or explicitly granted,
-    else a pseudonym when a key is given, else its partial mask."""
+    else redacted, else a pseudonym when a key is given, else its partial mask."""
     name = quote_ident(item.name)
     if item.sensitivity != "sensitive" or unmasked:
         return name
+    if redacted:
+        return f"CASE WHEN {name} IS NULL THEN NULL ELSE {_MASKS['redact']} END"
     if pseudonym_key is not None:
         return pseudonym_sql(pseudonym_key, name)
     return mask_sql(item)

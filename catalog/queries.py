@@ -47,6 +47,7 @@ def _values(contract: Contract, scope: Scope, key: bytes) -> list[tuple[DataItem
                 item,
                 unmasked=item.name in scope.unmasked,
                 pseudonym_key=key if item.name in scope.pseudonymised else None,
+                redacted=item.name in scope.redacted,
             ),
         )
         for item in chosen

@@ -22,6 +22,7 @@ from catalog.access import AccessDenied, FilterClause, GrantView, check_filter
 from catalog.audit import AuditEvent, append
 from catalog.contracts import Contract
 from catalog.identity import Principal
+from catalog.masking import View
 from catalog.state.models import AccessRequest, Grant, Review
 from catalog.text import MAX_CLAUSES, MAX_ITEMS, FreeText, InputError, Name
 
@@ -452,6 +453,18 @@ def grant_view(grant: Grant) -> GrantView:
         row_filter=tuple(FilterClause.model_validate(c) for c in grant.row_filter),
         purpose=grant.request.purpose,
     )
+
+
+def grant_views_ever(session: Session, department_id: int) -> list[View]:
+    """Every row grant the department ever held (in force, future, expired or revoked), as
+    views: what it has seen or will see stays known to it."""
+    stmt = select(Grant.dataset, Grant.items, Grant.unmasked_items).where(
+        Grant.department_id == department_id, Grant.kind == "rows"
+    )
+    return [
+        View(dataset, tuple(items), frozenset(unmasked))
+        for dataset, items, unmasked in session.execute(stmt)
+    ]
 
 
 def visible_grants(session: Session, principal: Principal, provided: list[str]) -> list[Grant]:

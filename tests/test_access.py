@@ -59,9 +59,11 @@ def _most_common(rows, item):
 def grants(env, truth):
     """Department A's grants, oldest first (the newest applies when none is named):
     population P1 (4 items, id in clear, one district), P3 (id masked, filtered on the id's
-    prefix), P2 (newest: names in clear, birth date and region in clear, id masked — the
-    linkage case); credit records (all items, masked); legal persons (unconditional; one
-    region, representatives' ids in clear — the filter must hold on every path).
+    prefix), P4 (id masked, names in clear: joined on names with P2, the review rebuilt
+    1,759 of 1,880 numbers), P2 (newest: names in clear, birth date and region in clear, id
+    masked — the linkage case); credit records (all items, masked); legal persons
+    (unconditional; one region, representatives' ids in clear — the filter must hold on
+    every path).
     Department B: nothing."""
     client, tokens, _, _ = env
     district = _most_common(truth["population"], "region_code")
@@ -77,6 +79,11 @@ def grants(env, truth):
             "dataset": "population",
             "items": ["id_number", "sex", "status"],
             "row_filter": [{"item": "id_number", "op": "prefix", "values": [district[:4]]}],
+        },
+        "population_p4": {
+            "dataset": "population",
+            "items": ["id_number", "name", "status"],
+            "unmasked_items": ["name"],
         },
         "population_p2": {
             "dataset": "population",
@@ -246,42 +253,97 @@ def _ric_ok(number: str) -> bool:
     return number[:17].isdigit() and ric.calc_check_digit(number[:17] + "0") == number[17]
 
 
-def test_linkage_attack_rebuilds_no_masked_identity_number(env, contracts, truth, grants):
-    """For every grant and every default view, rebuild each partially masked identity number
-    from the clear items of its own row (birth date, region, the check character): none may
-    come out as a unique real number. Pseudonymised ones must not be real values either."""
+def _linked_rows(responses: list[list[dict]]) -> dict[str, set[str]]:
+    """What a department can join across all it read: each value shown in clear that looks
+    like a name (two to four characters, not a code, on a few rows only: a status is no
+    name) → every clear value of every row that shows it. Joining on names is what an
+    analyst holding several responses does."""
+    rows_with: dict[str, list[set[str]]] = {}
+    for rows in responses:
+        for row in rows:
+            shown = {str(v) for v in row.values() if v and "*" not in str(v)}
+            for value in shown:
+                if 2 <= len(value) <= 4 and not value.isascii():
+                    rows_with.setdefault(value, []).append(shown)
+    return {value: set().union(*found) for value, found in rows_with.items() if len(found) <= 6}
+
+
+def _rebuilt(masked, row, clauses, codes, linked, real_ids) -> int | None:
+    """1 when the partial mask ``masked`` is rebuilt as a unique real number from what the
+    department knows of that row's person, 0 when not, None when nothing dates it."""
+    context = dict(row)
+    for value in [str(v) for v in row.values() if v and "*" not in str(v)]:
+        for n, extra in enumerate(linked.get(value, ())):
+            context[f"_linked_{value}_{n}"] = extra
+    candidates = _identity_candidates(masked, context, clauses, codes)
+    if candidates is None:
+        return None
+    return int(len(candidates) == 1 and bool(candidates & real_ids))
+
+
+def _real_value(truth_rows: list[dict], row: dict, name: str) -> str | None:
+    """The real value behind a pseudonymised item: the one truth row that agrees with every
+    value the row shows in clear (the test knows the truth; an attacker does not). Dates of
+    the truth carry a time of day: a shown value matches as a prefix."""
+    shown = {k: v for k, v in row.items() if k != name and v and "*" not in str(v)}
+    shown = {k: v for k, v in shown.items() if not str(v).startswith("ps_")}
+    matches = [r for r in truth_rows if all(str(r[k]).startswith(str(v)) for k, v in shown.items())]
+    return matches[0][name] if len(matches) == 1 else None
+
+
+def _partial(number: str) -> str:
+    return number[:4] + "*" * 10 + number[-4:]
+
+
+@pytest.mark.parametrize("who", ["consumer_a", "consumer_b"])
+def test_linkage_attack_rebuilds_no_masked_identity_number(env, contracts, truth, grants, who):
+    """Everything a department can read (every grant it holds, every default view), joined
+    on the row and on names across responses: rebuild each partially masked identity number
+    from birth dates, regions and the check character (GB 11643). None may come out. The
+    control applies the same attack to the partial masks an item would have shown had the
+    masks been chosen per response alone: there it rebuilds many, so the attack has teeth."""
     from catalog.regions import regions
 
     client, tokens, _, _ = env
     codes = set(regions())
-    reads = [(g["dataset"], g["id"], g["row_filter"], g["unmasked_items"]) for g in grants.values()]
+    mine = who.endswith("_a")
+    reads = [
+        (g["dataset"], g["id"], g["row_filter"], g["unmasked_items"])
+        for g in grants.values()
+        if mine
+    ]
     reads += [(d, None, [], []) for d in ("legal_persons", "credit_records", "population")]
-    attempts = 0
+    fetched = []
     for dataset, grant_id, clauses, clear in reads:
+        status, rows, _ = _fetch(client, tokens[who], "rows", dataset, grant_id)
+        if status == 200:
+            fetched.append((dataset, clauses, clear, rows))
+    linked = _linked_rows([rows for *_, rows in fetched])
+    rebuilt = control = 0
+    for dataset, clauses, clear, rows in fetched:
         contract = contracts[dataset]
-        real_ids = {
-            r[i.name]
-            for r in truth[dataset]
-            for i in contract.items
-            if i.mask == "identity" and r[i.name]
-        }
-        status, rows, body = _fetch(client, tokens["consumer_a"], "rows", dataset, grant_id)
-        assert status == 200, body
+        masked_items = [
+            i.name for i in contract.items if i.mask == "identity" and i.name not in clear
+        ]
+        real_ids = {r[n] for r in truth[dataset] for n in masked_items if r[n]}
         for row in rows:
-            for item in contract.items:
-                value = row.get(item.name)
-                if item.mask != "identity" or not value or item.name in clear:
+            for name in masked_items:
+                value = row.get(name)
+                if not value:
                     continue
                 assert value not in real_ids
-                if "*" not in value:
+                if "*" in value:
+                    rebuilt += _rebuilt(value, row, clauses, codes, linked, real_ids) or 0
                     continue
-                candidates = _identity_candidates(value, row, clauses, codes)
-                if candidates is None:
-                    continue
-                attempts += 1
-                rebuilt = candidates & real_ids
-                assert not (len(candidates) == 1 and rebuilt), (dataset, grant_id, value)
-    assert attempts > 0  # the attack ran on rows that show dates next to partial masks
+                real = _real_value(truth[dataset], row, name)
+                if real:  # the control: the partial mask this value would have had
+                    shown = {k: v for k, v in row.items() if k != name}
+                    control += (
+                        _rebuilt(_partial(real), shown, clauses, codes, linked, real_ids) or 0
+                    )
+    assert rebuilt == 0
+    if mine:  # department A holds birth dates and regions: partial masks would have leaked
+        assert control > 100
 
 
 def test_the_linkage_grant_gets_pseudonyms_stable_within_the_grant(env, grants):
@@ -319,18 +381,26 @@ def _spearman(xs, ys):
     return cov / (vx * vy)
 
 
-def test_partial_masks_stay_where_nothing_tells_the_hidden_digits(env, grants):
-    """Credit records show no birth date or region next to the subject's identity number, so
-    the partial mask (first four, last four) is kept; masked names never show their length."""
+def test_partial_masks_stay_only_where_the_department_learns_nothing_they_hide(env, grants):
+    """Department A can read people's birth dates and regions (grant P2), so every masked
+    identity number it reads, in any dataset, is a pseudonym: credit records too, though
+    they show no date. Department B can read no birth date anywhere, so the partial mask
+    (first four, last four) stays in the legal persons register. Masked names never show
+    their length."""
     client, tokens, _, _ = env
     page = client.get(
         f"/datasets/credit_records/rows?limit=1000&grant={grants['credit_records']['id']}",
         headers=bearer(tokens["consumer_a"]),
     ).json()
-    assert page["pseudonymised"] == []
-    subjects = [r["subject_id"] for r in page["rows"]]
-    assert all(len(v) == 18 and v[4:14] == "*" * 10 for v in subjects)
+    assert page["pseudonymised"] == ["subject_id"]
+    assert all(r["subject_id"].startswith("ps_") for r in page["rows"])
     assert {len(r["subject_name"]) for r in page["rows"]} == {3}
+    other = client.get(
+        "/datasets/legal_persons/rows?limit=1000", headers=bearer(tokens["consumer_b"])
+    ).json()
+    assert other["pseudonymised"] == []
+    ids = [r["legal_rep_id"] for r in other["rows"] if r["legal_rep_id"]]
+    assert ids and all(len(v) == 18 and v[4:14] == "*" * 10 for v in ids)
 
 
 def test_masking_formats(env, truth):
@@ -345,18 +415,13 @@ def test_masking_formats(env, truth):
         if rid:
             assert row["legal_rep_id"] == rid[:4] + "*" * 10 + rid[-4:]
         assert row["address"] == real["address"]  # a company's address is not sensitive
-    # A sole trader's business name carries the owner's name: a partial name mask beside it
-    # would say which characters of the business name are the representative's name.
-    rebuilt = 0
-    for row in rows:
-        shown, real = row["legal_rep_name"], by_key[row["uscc"]]["legal_rep_name"]
-        assert shown != real
-        if "*" in shown:
-            at = row["name"].find(shown[0])
-            guesses = {row["name"][at : at + n] for n in (2, 3)} if at >= 0 else set()
-            rebuilt += real in guesses
-    assert rebuilt == 0
-    assert all(r["legal_rep_name"].startswith("ps_") for r in rows)
+    # A sole trader's business name carries the owner's name. A partial name mask beside it
+    # would say which characters of the business name are the representative's name; a
+    # pseudonym would be a lookup table from those rows to the same person's other
+    # companies (the review rebuilt 7 of 7). Only redaction hides it.
+    sole_traders = [r for r in rows if by_key[r["uscc"]]["legal_rep_name"] in r["name"]]
+    assert sole_traders  # the attack has material
+    assert all(r["legal_rep_name"] == "****" for r in rows)
     phones = client.get(
         "/datasets/population/rows?limit=5", headers=bearer(tokens["population_provider"])
     ).json()["rows"]

@@ -11,7 +11,6 @@ import io
 import os
 import stat
 import unicodedata
-from datetime import timedelta
 
 import duckdb
 import pytest
@@ -19,10 +18,10 @@ import pytest
 from catalog.contracts import load_contracts
 from catalog.ingest import run_ingest
 from catalog.lake import Lake
-from catalog.masking import pseudonymised_items
+from catalog.masking import View, department_disclosures, masking_choice, pseudonymised_items
 from catalog.pseudonyms import Pseudonymiser, hmac_sql, load_or_create_secret, pseudonym
 from catalog.settings import REPO_ROOT
-from tests.conftest import approve_request, bearer
+from tests.conftest import bearer
 
 
 @pytest.mark.parametrize(
@@ -81,36 +80,27 @@ def test_the_partial_mask_gives_way_where_the_scope_tells_what_it_hides(
     assert pseudonymised_items(population, items, clear, filtered) == expected
 
 
-@pytest.fixture(scope="module")
-def env(access_world):
-    return access_world
-
-
-def test_a_grant_is_not_in_force_before_its_period_starts(env):
-    client, tokens, clock, _ = env
-    start = clock.now.date() + timedelta(days=10)
-    request = approve_request(
-        client,
-        tokens,
-        {
-            "dataset": "credit_records",
-            "items": ["record_id", "list_type"],
-            "purpose": "下月起的联合惩戒核查",
-            "legal_basis": "测试",
-            "period_start": str(start),
-            "period_end": str(start + timedelta(days=30)),
-        },
-        requester="consumer_b",
+def test_what_the_department_learns_elsewhere_counts(contracts):
+    """A partial mask hides what the department must not learn from anything it reads: its
+    other grants on the dataset, and people's birth dates or regions in any dataset."""
+    population, credit, legal = (
+        contracts[n] for n in ("population", "credit_records", "legal_persons")
     )
-    grant = request["grant"]
-    assert grant["active"] is False
-    url = f"/datasets/credit_records/rows?limit=5&grant={grant['id']}"
-    assert client.get(url, headers=bearer(tokens["consumer_b"])).status_code == 403
-    try:
-        clock.advance(days=10)
-        assert client.get(url, headers=bearer(tokens["consumer_b"])).status_code == 200
-    finally:
-        clock.advance(days=-10)
+    another_grant = department_disclosures(
+        contracts, "population", [View("population", ("id_number", "birth_date"))]
+    )
+    choice = masking_choice(population, ["id_number", "name"], ["name"], [], another_grant)
+    assert choice.pseudonymised == {"id_number"}
+    # Birth dates read in the population register tell the digits of a credit subject's id.
+    elsewhere = department_disclosures(
+        contracts, "credit_records", [View("population", ("name", "birth_date"))]
+    )
+    assert "birth_date" in elsewhere.identity
+    assert masking_choice(credit, ["subject_id"], [], [], elsewhere).pseudonymised == {"subject_id"}
+    assert masking_choice(credit, ["subject_id"], [], []).pseudonymised == frozenset()
+    # A business name may be the representative's whole name: redacted, never pseudonymised.
+    whole = masking_choice(legal, ["name", "legal_rep_name"], [], [])
+    assert (whole.redacted, whole.pseudonymised) == ({"legal_rep_name"}, frozenset())
 
 
 PAYLOADS = [

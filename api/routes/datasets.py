@@ -21,12 +21,13 @@ from api.auth import Reader
 from api.deps import ContractDep, CursorDep, StateDep
 from api.params import MAX_ID, GrantId, Offset, VersionNumber
 from api.state import AppState
-from catalog.access import AccessDenied, DataPath, Scope, read_scope
+from catalog.access import AccessDenied, DataPath, Scope, read_scope, unconditional_views
 from catalog.audit import AuditEvent, record, record_refusal
 from catalog.contracts import Contract
 from catalog.identity import Principal
+from catalog.masking import department_disclosures
 from catalog.queries import count_rows, export_file, rows_json
-from catalog.requests import active_grants, grant_view
+from catalog.requests import active_grants, grant_view, grant_views_ever
 from catalog.versions import Version, get_version, latest_version
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
@@ -36,7 +37,8 @@ _MEDIA = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.p
 def _scope(
     state: AppState, contract: Contract, principal: Principal, path: DataPath, grant: int | None
 ) -> Scope:
-    """The caller's scope, or 403 (audited) with the reason."""
+    """The caller's scope, or 403 (audited) with the reason. The masks are chosen on what
+    the department can see anywhere: its grants ever held and the unconditional datasets."""
     try:
         with state.store.reading() as session:
             grants = [
@@ -45,11 +47,17 @@ def _scope(
                     session, principal.department_id, contract.dataset, state.now()
                 )
             ]
+            views = grant_views_ever(session, principal.department_id)
+        known = department_disclosures(
+            state.contracts, contract.dataset, views + unconditional_views(state.contracts)
+        )
         if grant is not None:
             grants = [g for g in grants if g.id == grant]
             if not grants:
                 raise AccessDenied(f"grant {grant} is not in force for your department")
-        return read_scope(contract, principal, path, grants, grant_named=grant is not None)
+        return read_scope(
+            contract, principal, path, grants, grant_named=grant is not None, known=known
+        )
     except AccessDenied as exc:
         action = "read" if path == "api" else "export"
         record_refusal(
@@ -103,6 +111,7 @@ def _audit_read(
                 "grant_id": scope.grant_id,
                 "unmasked": sorted(scope.unmasked),
                 "pseudonymised": sorted(scope.pseudonymised),
+                "redacted": sorted(scope.redacted),
                 **detail,
             },
         ),
@@ -157,6 +166,7 @@ def get_rows(
             "items": list(scope.items),
             "unmasked": sorted(scope.unmasked),
             "pseudonymised": sorted(scope.pseudonymised),
+            "redacted": sorted(scope.redacted),
         },
         ensure_ascii=False,
     )
