@@ -8,13 +8,16 @@ Two shapes, both in the OpenAPI document:
 - every other error: :class:`ErrorMessage`, ``{"detail": "what went wrong"}``.
 
 Nothing a caller sent is echoed at length: a validation error keeps at most
-``ECHO_MAX`` characters of the input it refused, and strings are made encodable (an
-unpaired surrogate would make the error response itself fail).
+``ECHO_MAX`` characters of the input it refused, any other message at most ``MESSAGE_MAX``
+(a 60,000-character dataset name in a path comes back cut), and strings are made encodable
+(an unpaired surrogate would make the error response itself fail), numbers valid JSON
+(``NaN``, ``Infinity`` and ``1e400`` parse in Python but cannot be sent back as numbers).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from fastapi import Request
@@ -27,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from catalog.text import InputError
 
 ECHO_MAX = 100
+MESSAGE_MAX = 500
 
 
 class ErrorMessage(BaseModel):
@@ -49,12 +53,14 @@ def _safe_loc(loc: Any) -> list[str | int]:
 def _safe_input(value: Any) -> Any:
     """The refused input if it is short; a scalar's first ``ECHO_MAX`` characters; nothing
     for a large structure (it could be megabytes)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, str):
         return safe_text(value, ECHO_MAX)
     try:
-        rendered = json.dumps(value, ensure_ascii=False, default=str)
+        rendered = json.dumps(value, ensure_ascii=False, default=str, allow_nan=False)
     except (TypeError, ValueError):
         return None
     if len(rendered) > ECHO_MAX:
@@ -88,7 +94,8 @@ def input_error_handler(_request: Request, exc: Exception) -> JSONResponse:
     """A core input error (RequestError, IdentityError, VerificationError) as a 422 in the
     documented shape, located at the field it names (``["body"]`` when it names none)."""
     loc = getattr(exc, "loc", ("body",))
-    body = {"detail": [{"loc": _safe_loc(loc), "msg": safe_text(str(exc)), "type": "value_error"}]}
+    message = safe_text(str(exc), MESSAGE_MAX)
+    body = {"detail": [{"loc": _safe_loc(loc), "msg": message, "type": "value_error"}]}
     return JSONResponse(body, status_code=422)
 
 
@@ -96,7 +103,7 @@ def message_handler(status: int):
     """A handler answering ``status`` with ``{"detail": str(exc)}``."""
 
     def handler(_request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": safe_text(str(exc))}, status_code=status)
+        return JSONResponse({"detail": safe_text(str(exc), MESSAGE_MAX)}, status_code=status)
 
     return handler
 
@@ -107,7 +114,7 @@ async def http_exception_handler(_request: Request, exc: Exception) -> JSONRespo
     from fastapi.exception_handlers import http_exception_handler as default
 
     if isinstance(exc.detail, str):
-        exc.detail = safe_text(exc.detail)
+        exc.detail = safe_text(exc.detail, MESSAGE_MAX)
     return await default(_request, exc)  # type: ignore[return-value]
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -58,6 +59,9 @@ class AuditUnavailable(RuntimeError):
     def of(cls, exc: SQLAlchemyError) -> AuditUnavailable:
         cause = getattr(exc, "orig", None) or exc
         return cls(f"audit log unavailable, action refused: {cause}")
+
+
+_NUMBERS = re.compile(r"\d+")
 
 
 @dataclass(frozen=True)
@@ -139,10 +143,12 @@ def record(store: StateStore, event: AuditEvent, now: datetime) -> AuditEntry:
 
 
 def refusal_key(event: AuditEvent) -> str:
-    """Refusals that count as the same: one caller, one action, one result and reason."""
+    """Refusals that count as the same: one caller, one action, one result and kind of
+    reason. The numbers in a reason are left out: a caller naming grant after grant
+    (``grant 101 is not in force``, ``grant 102 …``) makes one kind of refusal, not many."""
     who = event.actor.username if event.actor else event.operator
-    reason = event.detail.get("reason", "")
-    return "\x1f".join((who, event.action, event.result, event.dataset or "", str(reason)))
+    reason = _NUMBERS.sub("#", str(event.detail.get("reason", "")))[:200]
+    return "\x1f".join((who, event.action, event.result, event.dataset or "", reason))
 
 
 def record_refusal(

@@ -297,6 +297,33 @@ def _other_confirmed(session: Session, user: User) -> list[User]:
     return list(session.execute(stmt).scalars())
 
 
+def _confirmation_flag(session: Session, user: User, confirmer: User | None, by: str) -> str | None:
+    """The flag a confirmation by ``confirmer`` leaves (None: none), or DutyConflict."""
+    code = user.department.code
+    if confirmer is None or not is_confirmed(confirmer) or is_disabled(confirmer):
+        raise DutyConflict("only a confirmed, active user may confirm another")
+    if confirmer.id == user.id:
+        raise DutyConflict("a user cannot confirm themselves")
+    if by in (user.created_by, user.reset_by):
+        raise DutyConflict(
+            f"{by} registered or reset {user.username!r}; someone else must confirm them"
+        )
+    if user.role == "office" and confirmer.role != "office":
+        raise DutyConflict("an office account is confirmed by another office user only")
+    if confirmer.department_id == user.department_id:
+        return None
+    if confirmer.role == "office" and not _other_confirmed(session, user):
+        return (
+            f"confirmed by the office ({by}), not by department {code}: "
+            "it had no other confirmed user"
+        )
+    raise DutyConflict(
+        f"{user.username!r} belongs to department {code}; a confirmed user of that "
+        "department must confirm them"
+        + ("" if confirmer.role != "office" else " (it has confirmed users)")
+    )
+
+
 def confirm_user(
     session: Session,
     user: User,
@@ -308,42 +335,23 @@ def confirm_user(
     """Confirm a user, so that their tokens work. ``actor`` None is the machine operator
     (flagged). Otherwise the actor must be a confirmed, active user who is neither the user
     nor whoever registered or reset them, and of the user's department; the office may
-    confirm instead only where that department has no other confirmed user (flagged)."""
+    confirm instead only where that department has no other confirmed user (flagged). An
+    office account is confirmed by an office user only: office powers are not the
+    department's to give."""
     if is_confirmed(user):
         raise IdentityError(f"user {user.username!r} is confirmed already", _USER_LOC)
     if is_disabled(user):
         raise IdentityError(f"user {user.username!r} is disabled; enable them first", _USER_LOC)
-    code = user.department.code
     by = actor_name(actor, operator)
     if actor is None:
+        code = user.department.code
         flag = f"confirmed by the machine operator ({operator}), not by department {code}"
     else:
-        confirmer = session.get(User, actor.user_id)
-        if confirmer is None or not is_confirmed(confirmer) or is_disabled(confirmer):
-            raise DutyConflict("only a confirmed, active user may confirm another")
-        if confirmer.id == user.id:
-            raise DutyConflict("a user cannot confirm themselves")
-        if by in (user.created_by, user.reset_by):
-            raise DutyConflict(
-                f"{by} registered or reset {user.username!r}; someone else must confirm them"
-            )
-        if confirmer.department_id == user.department_id:
-            flag = None
-        elif confirmer.role == "office" and not _other_confirmed(session, user):
-            flag = (
-                f"confirmed by the office ({by}), not by department {code}: "
-                "it had no other confirmed user"
-            )
-        else:
-            raise DutyConflict(
-                f"{user.username!r} belongs to department {code}; a confirmed user of that "
-                "department must confirm them"
-                + ("" if confirmer.role != "office" else " (it has confirmed users)")
-            )
+        flag = _confirmation_flag(session, user, session.get(User, actor.user_id), by)
     user.confirmed_at = now
     user.confirmed_by = by
     user.flag = flag
-    detail = {"username": user.username, "department": code, "flag": flag}
+    detail = {"username": user.username, "department": user.department.code, "flag": flag}
     append(session, _event("user.confirm", actor, operator, detail), now)
     return user
 

@@ -97,6 +97,8 @@ def file_delivery(
             shutil.move(str(path), target / path.name)
         else:
             shutil.copy2(path, target / path.name)
+        # A moved or copied file keeps the mode the department gave it: owner-only here.
+        (target / path.name).chmod(0o600)
     if rejected:
         (target / "reason.txt").write_text(reason + "\n", encoding="utf-8")
     return target

@@ -50,6 +50,9 @@ def _years_after(day: date, years: int) -> date:
         return day.replace(year=day.year + years, day=28)
 
 
+_ITEMS, _UNMASKED, _EXPIRY = ("body", "items"), ("body", "unmasked_items"), ("body", "expires_on")
+
+
 class RequestError(InputError):
     """A request or decision whose content is not acceptable (what and why)."""
 
@@ -152,7 +155,7 @@ def _check_scope(contract: Contract, draft: RequestDraft) -> None:
             "only its verification services can be requested"
         )
     if not draft.items:
-        raise RequestError("name the data items needed (items)")
+        raise RequestError("name the data items needed (items)", _ITEMS)
     _check_items(contract, draft.items, draft.unmasked_items)
     _check_filter(contract, draft.row_filter)
 
@@ -160,19 +163,19 @@ def _check_scope(contract: Contract, draft: RequestDraft) -> None:
 def _check_items(contract: Contract, items: list[str], unmasked: list[str]) -> None:
     unknown = sorted(set(items) - set(contract.item_names))
     if unknown:
-        raise RequestError(f"{contract.dataset} has no data items {unknown}")
+        raise RequestError(f"{contract.dataset} has no data items {unknown}", _ITEMS)
     if not set(unmasked) <= set(items):
-        raise RequestError("unmasked_items must be among the requested items")
+        raise RequestError("unmasked_items must be among the requested items", _UNMASKED)
     plain = sorted(set(unmasked) - contract.sensitive_items)
     if plain:
-        raise RequestError(f"unmasked_items lists items that are not sensitive: {plain}")
+        raise RequestError(f"unmasked_items lists items that are not sensitive: {plain}", _UNMASKED)
 
 
 def _check_filter(contract: Contract, clauses: list[FilterClause]) -> None:
     try:
         check_filter(contract, clauses)
     except ValueError as exc:
-        raise RequestError(str(exc)) from exc
+        raise RequestError(str(exc), ("body", "row_filter")) from exc
 
 
 def submit(
@@ -190,7 +193,7 @@ def submit(
     _check_scope(contract, draft)
     today = local_day(now, zone)
     if draft.period_end < today:
-        raise RequestError("the requested period has already ended")
+        raise RequestError("the requested period has already ended", ("body", "period_end"))
     request = AccessRequest(
         requester_id=principal.user_id,
         department_id=principal.department_id,
@@ -258,10 +261,10 @@ def _narrow(contract: Contract, request: AccessRequest, decision: ReviewDecision
         request.unmasked_items if decision.unmasked_items is None else decision.unmasked_items
     )
     if not items or not set(items) <= set(request.items):
-        raise RequestError("items may only narrow the request's items")
+        raise RequestError("items may only narrow the request's items", _ITEMS)
     unmasked = [n for n in unmasked if n in items]
     if not set(unmasked) <= set(request.unmasked_items):
-        raise RequestError("unmasked_items may only narrow the request's unmasked items")
+        raise RequestError("unmasked_items may only narrow the request's unmasked items", _UNMASKED)
     _check_items(contract, items, unmasked)
     if decision.row_filter is not None:
         _check_filter(contract, decision.row_filter)
@@ -283,9 +286,9 @@ def review(
     stage = _stage(contract, principal)
     target = _move(request, stage, decision.decision)
     if decision.decision == "reject" and not decision.reason.strip():
-        raise RequestError("a rejection needs a reason")
+        raise RequestError("a rejection needs a reason", ("body", "reason"))
     if decision.expires_on is not None and stage != "office":
-        raise RequestError("only the office sets a grant's expiry")
+        raise RequestError("only the office sets a grant's expiry", _EXPIRY)
     if decision.decision == "approve":
         _narrow(contract, request, decision)
     request.status = target
@@ -348,8 +351,12 @@ def _create_grant(
     zone: str,
 ) -> Grant:
     last_day = min(expires_on or request.period_end, request.period_end)
+    if last_day < request.period_start:
+        raise RequestError(
+            f"the grant would expire before its period starts ({request.period_start})", _EXPIRY
+        )
     if last_day < local_day(now, zone):
-        raise RequestError("the grant would expire before today")
+        raise RequestError("the grant would expire before today", _EXPIRY)
     grant = Grant(
         request=request,
         department_id=request.department_id,
@@ -401,7 +408,7 @@ def revoke_grant(
     if principal.role == "provider" and principal.department_code != contract.catalog.provider.code:
         raise AccessDenied("a provider revokes only grants on its own datasets")
     if not reason.strip():
-        raise RequestError("a revocation needs a reason")
+        raise RequestError("a revocation needs a reason", ("body", "reason"))
     if grant.revoked_at is not None:
         raise InvalidTransition(f"grant {grant_id} is already revoked")
     grant.revoked_at, grant.revoked_by, grant.revoke_reason = now, principal.user_id, reason.strip()

@@ -134,6 +134,18 @@ def confirm_as_operator(settings: Settings, username: str) -> None:
     store.close()
 
 
+def audit_entries(settings: Settings, **where) -> list:
+    """Audit entries matching an AuditQuery (``action=``, ``username=``…), newest first."""
+    from catalog.audit import AuditQuery, search
+    from catalog.state.db import StateStore
+
+    store = StateStore(settings)
+    with store.reading() as session:
+        found = search(session, AuditQuery(**where), limit=10_000, offset=0)
+    store.close()
+    return found
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

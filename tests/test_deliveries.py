@@ -291,11 +291,13 @@ def test_the_runtime_folder_and_everything_in_it_is_owner_only(tmp_path, populat
         settings = Settings(home=home)
         lake = Lake(settings)
         path = write_delivery(population, _rows(10), tmp_path / "a.csv")
+        path.chmod(0o644)  # as a department's export tool leaves it
         assert run_ingest(population, [path], lake).status == "published"
         lake.close()
     finally:
         os.umask(previous)
     found = [home, *home.rglob("*")]
     assert len(found) > 10  # lake, Parquet, state, archive
+    assert list(home.glob("archive/population/*/a.csv"))
     loose = [p for p in found if stat.S_IMODE(p.stat().st_mode) & 0o077]
     assert not loose, loose

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import DEPT_A, bearer, confirm_as_operator
+from tests.conftest import DEPT_A, audit_entries, bearer, confirm_as_operator
 
 POLICE = "11330100002482111E"  # provider of the population register (schemas/population.yaml)
 CREDIT = "credit_records_provider"
@@ -109,6 +109,25 @@ def test_a_reset_takes_an_account_away_from_everyone_and_the_resetter_cannot_con
     assert "not by department" in second.json()["flag"]
     listed = {u["username"]: u for u in client.get("/admin/users", headers=office).json()}
     assert listed[CREDIT]["flag"] and listed[CREDIT]["reset_by"] == "office"
+
+
+def test_an_office_account_is_confirmed_by_another_office_user_only(env):
+    """The review had a consumer confirm an office account the office registered in the
+    consumer's department, then used it to take over a provider account."""
+    client, tokens, _, settings = env
+    office = bearer(tokens["office"])
+    code = _register(client, office, "office_three", DEPT_A, "office")
+    _activate(client, "office_three", code)
+    by_department = client.post(
+        "/department/users/office_three/confirm", headers=bearer(tokens["consumer_a"])
+    )
+    assert by_department.status_code == 403 and "office user" in by_department.text
+    refused = audit_entries(settings, action="user.confirm", username="consumer_a")
+    assert refused and refused[0].result == "denied"  # refused duty actions are on record
+    by_office = client.post(
+        "/department/users/office_three/confirm", headers=bearer(tokens["office_two"])
+    )
+    assert by_office.status_code == 403  # another department's account: not its to confirm
 
 
 def test_no_route_hands_the_office_a_token_of_another_user(env):

@@ -198,6 +198,27 @@ def test_a_five_year_period_is_the_longest_and_the_office_approves_it(api):
     assert grant["expires_at"].startswith(longest)  # the end of the last day, local midnight
 
 
+def test_an_expiry_before_the_period_starts_is_422(api):
+    """A grant whose last day comes before its first could never be in force."""
+    client, tokens = api
+    start = date.today() + timedelta(days=400)
+    body = {**ROWS, "period_start": str(start), "period_end": str(start + timedelta(days=30))}
+    created = client.post("/requests", json=body, headers=bearer(tokens["consumer_b"]))
+    request_id = created.json()["id"]
+    client.post(
+        f"/requests/{request_id}/review",
+        json={"decision": "approve", "reason": "ok"},
+        headers=bearer(tokens["population_provider"]),
+    )
+    early = str(start - timedelta(days=1))
+    response = client.post(
+        f"/requests/{request_id}/review",
+        json={"decision": "approve", "reason": "ok", "expires_on": early},
+        headers=bearer(tokens["office"]),
+    )
+    assert _locs(response) == [["body", "expires_on"]]
+
+
 def test_an_expiry_past_the_calendar_is_422(api, pending):
     client, tokens = api
     response = client.post(
@@ -358,6 +379,55 @@ def test_core_input_errors_are_422s_in_the_documented_shape(api):
         "/requests", json={**ROWS, "dataset": "nothing"}, headers=bearer(tokens["consumer_a"])
     )
     assert _locs(unknown) == [["body", "dataset"]]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"items": ["no_such_item"]}, "items"),
+        ({"unmasked_items": ["region_code"]}, "unmasked_items"),
+        ({"row_filter": [{"item": "nothing", "op": "eq", "values": ["1"]}]}, "row_filter"),
+        ({"period_start": "2020-01-01", "period_end": "2020-02-01"}, "period_end"),
+    ],
+)
+def test_a_core_refusal_names_the_field(api, change, field):
+    client, tokens = api
+    response = client.post(
+        "/requests", json={**ROWS, **change}, headers=bearer(tokens["consumer_a"])
+    )
+    assert _locs(response) == [["body", field]]
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e400"])
+@pytest.mark.parametrize(
+    ("path", "who", "template"),
+    [
+        ("/activate", None, '{"username": %s, "code": "ga_x"}'),
+        ("/verify/identity_name", "consumer_a", '{"id_number": %s, "name": "x"}'),
+        ("/requests", "consumer_a", '{"dataset": "population", "purpose": %s}'),
+    ],
+)
+def test_numbers_json_cannot_carry_back_are_422(api, number, path, who, template):
+    """Python parses NaN, Infinity and 1e400 (as infinity); the 422 that refuses them must
+    itself be valid JSON."""
+    client, tokens = api
+    headers = {"Content-Type": "application/json", **(bearer(tokens[who]) if who else {})}
+    response = client.post(path, content=(template % number).encode(), headers=headers)
+    assert response.status_code == 422, response.text
+    json.loads(response.text)  # strict JSON: no NaN or Infinity tokens
+
+
+@pytest.mark.parametrize("path", ["/catalog/{}", "/datasets/{}/rows", "/verify/{}"])
+def test_an_error_never_echoes_a_long_path(api, path):
+    client, tokens = api
+    url = path.format("a" * 60_000)
+    response = (
+        client.post(url, json={}, headers=bearer(tokens["consumer_a"]))
+        if path.startswith("/verify")
+        else client.get(url, headers=bearer(tokens["consumer_a"]))
+    )
+    assert 400 <= response.status_code < 500
+    assert len(response.content) < 2000, len(response.content)
 
 
 @pytest.mark.parametrize(

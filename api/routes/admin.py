@@ -199,11 +199,26 @@ def _user(session: Session, username: str) -> User:
         raise HTTPException(404, str(exc)) from exc
 
 
-def _duties(action: Callable[[], User]) -> User:
-    """Run a core action on a user; a conflict of duties is a 403."""
+def _duties(
+    state: AppState,
+    principal: Principal,
+    action: str,
+    username: str,
+    change: Callable[[Session, User], User],
+) -> UserOut:
+    """Run a core action on a user in its own transaction. A conflict of duties is a 403,
+    audited (aggregated) after the refused transaction has rolled back."""
     try:
-        return action()
+        with state.store.transaction() as session:
+            return _user_out(change(session, _user(session, username)))
     except DutyConflict as exc:
+        event = AuditEvent(
+            action=action,
+            result="denied",
+            actor=principal,
+            detail={"username": username, "reason": str(exc)},
+        )
+        record_refusal(state.store, event, state.now())
         raise HTTPException(403, str(exc)) from exc
 
 
@@ -306,9 +321,13 @@ def revoke_my_token(principal: AnyRole, token_id: PathId, state: StateDep) -> To
     responses=_DUTY,
 )
 def confirm(principal: AnyRole, username: Username, state: StateDep) -> UserOut:
-    with state.store.transaction() as session:
-        user = _user(session, username)
-        return _user_out(_duties(lambda: confirm_user(session, user, state.now(), actor=principal)))
+    return _duties(
+        state,
+        principal,
+        "user.confirm",
+        username,
+        lambda session, user: confirm_user(session, user, state.now(), actor=principal),
+    )
 
 
 # --- The office --------------------------------------------------------------------------
@@ -396,11 +415,15 @@ def reset(principal: Office, username: Username, state: StateDep) -> ActivationO
     responses=_DUTY,
 )
 def disable(principal: Office, username: Username, state: StateDep, body: DisableIn) -> UserOut:
-    with state.store.transaction() as session:
-        user = _user(session, username)
-        return _user_out(
-            _duties(lambda: disable_user(session, user, state.now(), body.reason, actor=principal))
-        )
+    return _duties(
+        state,
+        principal,
+        "user.disable",
+        username,
+        lambda session, user: disable_user(
+            session, user, state.now(), body.reason, actor=principal
+        ),
+    )
 
 
 @router.post(
@@ -410,9 +433,13 @@ def disable(principal: Office, username: Username, state: StateDep, body: Disabl
     responses=_DUTY,
 )
 def enable(principal: Office, username: Username, state: StateDep) -> UserOut:
-    with state.store.transaction() as session:
-        user = _user(session, username)
-        return _user_out(_duties(lambda: enable_user(session, user, state.now(), actor=principal)))
+    return _duties(
+        state,
+        principal,
+        "user.enable",
+        username,
+        lambda session, user: enable_user(session, user, state.now(), actor=principal),
+    )
 
 
 @router.get(
