@@ -131,16 +131,19 @@ def record_run(lake: Lake, outcome: IngestOutcome, *, wait: bool = True) -> bool
     busy (or ``wait`` is False), keep it in ``lake/pending-runs/`` for the next write.
     Returns True when it is in the lake."""
     record = run_record(outcome)
-    pending = sorted(pending_runs_dir(lake.settings).glob("*.json"))
+    pending = _pending_records(lake.settings)
     try:
         with lake.writer(timeout=None if wait else 0) as con:
             con.execute("BEGIN")
-            for path in pending:
-                earlier = RunRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
-                if not run_exists(con, earlier.run_id):
-                    insert_run(con, earlier)
-            insert_run(con, record)
-            con.execute("COMMIT")
+            try:
+                for earlier in pending.values():
+                    if not run_exists(con, earlier.run_id):
+                        insert_run(con, earlier)
+                insert_run(con, record)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
     except LakeBusy:
         target = pending_runs_dir(lake.settings) / f"{record.run_id}.json"
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -149,6 +152,17 @@ def record_run(lake: Lake, outcome: IngestOutcome, *, wait: bool = True) -> bool
     for path in pending:
         path.unlink(missing_ok=True)
     return True
+
+
+def _pending_records(settings: Settings) -> dict[Path, RunRecord]:
+    """Run records kept while the lake was busy; an unreadable file is left where it is."""
+    records = {}
+    for path in sorted(pending_runs_dir(settings).glob("*.json")):
+        try:
+            records[path] = RunRecord.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError, KeyError):
+            continue
+    return records
 
 
 def audit_run(store: StateStore, outcome: IngestOutcome, operator: str) -> None:
