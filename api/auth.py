@@ -38,8 +38,7 @@ LISTINGS = {
     "/admin/users/{username}/tokens": "token.list",
     "/me/tokens": "token.list",
 }
-_QUERY_MAX = 20  # query parameters kept in a listing's entry, each cut to _VALUE_MAX
-_VALUE_MAX = 200
+_VALUE_MAX = 200  # characters kept of each query parameter of a listing's entry
 _UNSAFE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 
 
@@ -103,21 +102,26 @@ class Caller:
                 key=f"{principal.username}\x1frole.denied\x1f{request.method} {path}",
             )
             raise HTTPException(403, reason)
-        listing = LISTINGS.get(path) if request.method == "GET" else None
-        if listing is not None:
-            query = {_safe(k): _safe(v) for k, v in list(request.query_params.items())[:_QUERY_MAX]}
-            params = {_safe(k): _safe(str(v)) for k, v in request.path_params.items()}
-            record(
-                state.store,
-                AuditEvent(
-                    action=listing,
-                    result="ok",
-                    actor=principal,
-                    detail={"route": path, "query": query, **params},
-                ),
-                state.now(),
-            )
         return principal
+
+
+def record_listing(request: Request, principal: Principal) -> None:
+    """Audit an authenticated listing before it is served (a failed entry refuses it: 503).
+    Routes call it first thing in their body, so only a call that passed validation is
+    recorded (a refused one is a 422 and writes nothing), with the query parameters the
+    route declares, each cut short: what else a caller appends is not kept."""
+    state = get_state(request)
+    path = _route_path(request)
+    declared = {param.alias for param in request.scope["route"].dependant.query_params}
+    query = {k: _safe(v) for k, v in request.query_params.items() if k in declared}
+    params = {k: _safe(str(v)) for k, v in request.path_params.items()}
+    event = AuditEvent(
+        action=LISTINGS[path],
+        result="ok",
+        actor=principal,
+        detail={"route": path, "query": query, **params},
+    )
+    record(state.store, event, state.now())
 
 
 AnyRole = Annotated[Principal, Depends(Caller(*ROLES))]

@@ -112,11 +112,18 @@ def _event(
 # --- Departments -------------------------------------------------------------------------
 
 
+def department_code(code: str) -> str:
+    """A department's code as stored: the USCC compacted (no spaces or dashes) and upper
+    case, so one body cannot be registered twice under two spellings."""
+    return uscc.compact(code).upper()
+
+
 def add_department(session: Session, code: str, name: str, now: datetime) -> Department:
     if not uscc.is_valid(code):
         raise IdentityError(f"{code!r} is not a valid unified social credit code", ("body", "code"))
+    code = department_code(code)
     if session.scalar(select(Department).where(Department.code == code)) is not None:
-        raise IdentityError(f"department {code} is already registered")
+        raise IdentityError(f"department {code} is already registered", ("body", "code"))
     department = Department(code=code, name=name, created_at=now)
     session.add(department)
     session.flush()
@@ -125,12 +132,12 @@ def add_department(session: Session, code: str, name: str, now: datetime) -> Dep
 
 def ensure_department(session: Session, code: str, name: str, now: datetime) -> Department:
     """The department with this code, registered first if it is not yet."""
-    found = session.scalar(select(Department).where(Department.code == code))
+    found = session.scalar(select(Department).where(Department.code == department_code(code)))
     return found or add_department(session, code, name, now)
 
 
 def department_by_code(session: Session, code: str) -> Department:
-    department = session.scalar(select(Department).where(Department.code == code))
+    department = session.scalar(select(Department).where(Department.code == department_code(code)))
     if department is None:
         raise IdentityError(f"no department with code {code}")
     return department

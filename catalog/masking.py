@@ -1,21 +1,25 @@
 """Masking of sensitive data items, applied inside the query engine (never after the fact).
 
-Partial masks follow common practice of Chinese government platforms: ``3301**********123X``,
-``138****5678``, ``张**`` (always two stars: the length of a name is not shown), the leading
-characters of an address. A partial mask shows part of a value and hides the rest; where the
-department can learn the hidden part otherwise (an identity number's birth digits are the
-``birth_date`` item, its region digits the household region code, or a row filter constrains
-the value), the partial mask would leak, and a keyed pseudonym replaces it
-(:mod:`catalog.pseudonyms`). Where some rows may show the whole value in clear (a sole
-trader's business name is the owner's name), a pseudonym would be a lookup table from those
-rows to the others, so the value is redacted instead. :func:`masking_choice` decides per
-scope.
+Partial masks follow common practice of Chinese government platforms: ``138****5678``,
+``张**`` (always two stars: the length of a name is not shown), the leading characters of an
+address. A partial mask shows part of a value and hides the rest, so it is used only where
+nothing the department can learn tells the hidden rest:
 
-"Can learn otherwise" counts more than the one response: what the scope shows in clear,
-what its row filter constrains, and what the department sees in clear anywhere else
-(:class:`Disclosures`): every grant it ever held on the dataset (two grants of one dataset
-are joined on any item they share), the dataset's unconditional view, and, for identity
-numbers, the birth dates and regions of people it can read in any dataset.
+- an **identity number** (resident identity number, GB 11643; unified social credit code,
+  GB 32100) that is not granted in clear is always a keyed pseudonym (:mod:`catalog.pseudonyms`).
+  A partial mask ``3301**********123X`` hides the county digits and the birth date, which
+  other items and other grants carry (birth dates, household regions), and masks cannot be
+  chosen retroactively: a department that reads partial masks today and is granted birth
+  dates next month rebuilds them from its saved responses (the second security review
+  rebuilt 1,583 of 1,880 that way). So no partial identity mask is ever handed out;
+- an item the scope's row filter constrains gets a pseudonym (the filter tells something
+  about every row it lets through);
+- an item whose whole value some rows may show in clear (a sole trader's business name is
+  the owner's name), in this scope or in any grant the department ever held on the dataset
+  or the dataset's unconditional view, is redacted: a pseudonym would be a lookup table from
+  those rows to the others (:class:`Disclosures`).
+
+:func:`masking_choice` decides per scope.
 """
 
 from __future__ import annotations
@@ -64,13 +68,10 @@ def mask_sql(item: DataItem, column: str | None = None) -> str:
 
 @dataclass(frozen=True)
 class Disclosures:
-    """What a department can learn in clear outside the scope at hand: ``fields``, the
-    (item, part) pairs of the dataset being read that its other views disclose; ``identity``,
-    the parts of identity numbers (``region``, ``birth_date``…) it can read for the people or
-    companies of any dataset."""
+    """What a department can learn in clear outside the scope at hand: the (item, part) pairs
+    of the dataset being read that its other views disclose (:func:`department_disclosures`)."""
 
     fields: frozenset[tuple[str, str]] = frozenset()
-    identity: frozenset[str] = frozenset()
 
 
 NOTHING_KNOWN = Disclosures()
@@ -78,11 +79,13 @@ NOTHING_KNOWN = Disclosures()
 
 @dataclass(frozen=True)
 class View:
-    """Something a department reads: items of a dataset, those of them granted in clear."""
+    """Something a department reads: items of a dataset, those of them granted in clear, and
+    the items its row filter constrains."""
 
     dataset: str
     items: tuple[str, ...]
     unmasked: frozenset[str] = frozenset()
+    filtered: frozenset[str] = frozenset()
 
 
 def _disclosed(contract: Contract, names: Iterable[str]) -> set[tuple[str, str]]:
@@ -98,23 +101,15 @@ def _shown_clear(contract: Contract, items: Iterable[str], clear: Iterable[str])
 def department_disclosures(
     contracts: Mapping[str, Contract], dataset: str, views: Iterable[View]
 ) -> Disclosures:
-    """What the views a department has (grants ever held, unconditional datasets) disclose,
-    as seen from a read of ``dataset``."""
+    """What a department's views of ``dataset`` (grants ever held, the unconditional view)
+    disclose: by the items they show in clear and those their filters constrain."""
+    contract = contracts[dataset]
     fields: set[tuple[str, str]] = set()
-    identity: set[str] = set()
     for view in views:
-        contract = contracts.get(view.dataset)
-        if contract is None:
-            continue
-        disclosed = _disclosed(contract, _shown_clear(contract, view.items, view.unmasked))
         if view.dataset == dataset:
-            fields |= disclosed
-        identity |= {
-            part
-            for name, part in disclosed
-            if part != "whole" and contract.item(name).mask == "identity"
-        }
-    return Disclosures(frozenset(fields), frozenset(identity))
+            shown = _shown_clear(contract, view.items, view.unmasked) | view.filtered
+            fields |= _disclosed(contract, shown)
+    return Disclosures(frozenset(fields))
 
 
 @dataclass(frozen=True)
@@ -130,13 +125,13 @@ def masking_choice(
     filtered: Iterable[str],
     known: Disclosures = NOTHING_KNOWN,
 ) -> MaskingChoice:
-    """How each masked item of a scope is shown when its partial mask would leak.
+    """How each masked item of a scope is shown where a partial mask would not do.
 
     ``items`` are the scope's items, ``clear`` those delivered in clear, ``filtered`` the
-    items its row filter constrains (a filter tells something about every row it lets
-    through, whether or not the item is shown), ``known`` what the department learns
-    elsewhere. An item whose whole value may be told is redacted; one whose hidden part is
-    told, or that the filter constrains, gets a pseudonym; the others keep the partial mask."""
+    items its row filter constrains, ``known`` what the department learns elsewhere about
+    the dataset. An item whose whole value may be told is redacted; an identity number, an
+    item the filter constrains, or one whose hidden part is told gets a pseudonym; the
+    others keep their partial mask (see the module doc)."""
     items, clear, filtered = set(items), set(clear), set(filtered)
     told = _disclosed(contract, _shown_clear(contract, items, clear) | filtered) | known.fields
     pseudonymised, redacted = set(), set()
@@ -145,11 +140,13 @@ def masking_choice(
         if name not in contract.sensitive_items or name in clear:
             continue
         parts = {part for field, part in told if field == name}
-        if item.mask == "identity":
-            parts |= known.identity
         if "whole" in parts:
             redacted.add(name)
-        elif name in filtered or parts & HIDDEN_PARTS[item.mask or "redact"]:
+        elif (
+            item.mask == "identity"
+            or name in filtered
+            or parts & HIDDEN_PARTS[item.mask or "redact"]
+        ):
             pseudonymised.add(name)
     return MaskingChoice(frozenset(pseudonymised), frozenset(redacted))
 

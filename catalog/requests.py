@@ -462,15 +462,15 @@ def grant_view(grant: Grant) -> GrantView:
     )
 
 
-def grant_views_ever(session: Session, department_id: int) -> list[View]:
-    """Every row grant the department ever held (in force, future, expired or revoked), as
-    views: what it has seen or will see stays known to it."""
-    stmt = select(Grant.dataset, Grant.items, Grant.unmasked_items).where(
-        Grant.department_id == department_id, Grant.kind == "rows"
+def grant_views_ever(session: Session, department_id: int, dataset: str) -> list[View]:
+    """Every row grant the department ever held on the dataset (in force, future, expired
+    or revoked), as views: what it has seen or will see stays known to it."""
+    stmt = select(Grant.items, Grant.unmasked_items, Grant.row_filter).where(
+        Grant.department_id == department_id, Grant.dataset == dataset, Grant.kind == "rows"
     )
     return [
-        View(dataset, tuple(items), frozenset(unmasked))
-        for dataset, items, unmasked in session.execute(stmt)
+        View(dataset, tuple(items), frozenset(unmasked), frozenset(c["item"] for c in clauses))
+        for items, unmasked, clauses in session.execute(stmt)
     ]
 
 

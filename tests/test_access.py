@@ -381,26 +381,33 @@ def _spearman(xs, ys):
     return cov / (vx * vy)
 
 
-def test_partial_masks_stay_only_where_the_department_learns_nothing_they_hide(env, grants):
-    """Department A can read people's birth dates and regions (grant P2), so every masked
-    identity number it reads, in any dataset, is a pseudonym: credit records too, though
-    they show no date. Department B can read no birth date anywhere, so the partial mask
-    (first four, last four) stays in the legal persons register. Masked names never show
-    their length."""
+def test_no_department_ever_gets_a_partial_identity_mask(env, grants):
+    """A partial identity mask hides the county and birth digits, which another grant can
+    carry later: the second review saved partial masks, obtained a birth-date grant a week
+    on and rebuilt 1,583 of 1,880 numbers. So every masked identity number, for every
+    department and dataset, with or without dates beside it, is a pseudonym; names and
+    phones keep their partial masks, which nothing else repeats (never showing a name's
+    length)."""
     client, tokens, _, _ = env
-    page = client.get(
-        f"/datasets/credit_records/rows?limit=1000&grant={grants['credit_records']['id']}",
-        headers=bearer(tokens["consumer_a"]),
-    ).json()
-    assert page["pseudonymised"] == ["subject_id"]
-    assert all(r["subject_id"].startswith("ps_") for r in page["rows"])
-    assert {len(r["subject_name"]) for r in page["rows"]} == {3}
-    other = client.get(
-        "/datasets/legal_persons/rows?limit=1000", headers=bearer(tokens["consumer_b"])
-    ).json()
-    assert other["pseudonymised"] == []
-    ids = [r["legal_rep_id"] for r in other["rows"] if r["legal_rep_id"]]
-    assert ids and all(len(v) == 18 and v[4:14] == "*" * 10 for v in ids)
+    pages = [
+        (
+            "consumer_a",
+            f"/datasets/credit_records/rows?limit=1000&grant={grants['credit_records']['id']}",
+        ),
+        ("consumer_b", "/datasets/legal_persons/rows?limit=1000"),
+        ("consumer_b", "/datasets/licences/rows?limit=1000"),
+    ]
+    for who, url in pages:
+        answer = client.get(url, headers=bearer(tokens[who]))
+        if answer.status_code == 403:  # licences are not shared in the test world
+            continue
+        page = answer.json()
+        for row in page["rows"]:
+            for item in ("subject_id", "legal_rep_id", "holder_id"):
+                if row.get(item):
+                    assert row[item].startswith("ps_"), (url, row[item])
+    credit = client.get(pages[0][1], headers=bearer(tokens["consumer_a"])).json()
+    assert {len(r["subject_name"]) for r in credit["rows"]} == {3}
 
 
 def test_masking_formats(env, truth):
@@ -411,9 +418,8 @@ def test_masking_formats(env, truth):
     by_key = {r["uscc"]: r for r in truth["legal_persons"]}
     for row in rows:
         real = by_key[row["uscc"]]
-        rid = real["legal_rep_id"]
-        if rid:
-            assert row["legal_rep_id"] == rid[:4] + "*" * 10 + rid[-4:]
+        if real["legal_rep_id"]:
+            assert row["legal_rep_id"].startswith("ps_")
         assert row["address"] == real["address"]  # a company's address is not sensitive
     # A sole trader's business name carries the owner's name. A partial name mask beside it
     # would say which characters of the business name are the representative's name; a

@@ -237,3 +237,18 @@ def test_refusals_that_differ_only_by_a_number_count_as_one_kind(env):
         assert response.status_code == 403
     after = audit_entries(settings, username="consumer_b", action="read")
     assert len(after) - before == 1
+
+
+def test_a_refused_listing_writes_nothing_and_undeclared_parameters_are_not_kept(env):
+    """The second review grew the log by 8 KB per refused listing call ("ok", too)."""
+    client, tokens, _, settings = env
+    reader = bearer(tokens["consumer_b"])
+    before = len(audit_entries(settings, username="consumer_b", action="request.list"))
+    for i in range(20):
+        refused = client.get(f"/requests?overdue=nope{i}&status={'A' * 250}", headers=reader)
+        assert refused.status_code == 422
+    assert len(audit_entries(settings, username="consumer_b", action="request.list")) == before
+    junk = "&".join(f"{'k' * 200}{i}={'v' * 200}" for i in range(20))
+    assert client.get(f"/requests?status=approved&{junk}", headers=reader).status_code == 200
+    [entry, *_] = audit_entries(settings, username="consumer_b", action="request.list")
+    assert entry.detail["query"] == {"status": "approved"}

@@ -129,6 +129,13 @@ def test_office_registers_users_and_revokes_tokens_it_never_holds(env):
         headers=office,
     )
     assert made.status_code == 201, made.text
+    # One body, one department: other spellings of a registered code (GB 32100 ignores
+    # case, spaces and dashes) are the same department.
+    for spelling in ("11330100002482111e", "1133-0100-0024-8211-1E", "113301000024856665"):
+        again = client.post(
+            "/admin/departments", json={"code": spelling, "name": "某局"}, headers=office
+        )
+        assert again.status_code == 422 and "already registered" in again.text, spelling
     user = client.post(
         "/admin/users",
         headers=office,

@@ -58,49 +58,44 @@ def population():
 @pytest.mark.parametrize(
     ("items", "clear", "filtered", "expected"),
     [
-        # birth date agrees with digits 7-14: shown next to a partial mask, it rebuilds it
+        # An identity number's partial mask hides its county and birth digits, which other
+        # grants can carry (and masks cannot change retroactively): never handed out.
+        (["id_number", "status"], [], [], {"id_number"}),
+        (["id_number", "sex", "status"], [], [], {"id_number"}),
         (["id_number", "birth_date"], [], [], {"id_number"}),
-        # the household region is usually the id's region digits (the contract says so)
-        (["id_number", "region_code"], [], [], {"id_number"}),
-        # a filter on a region tells it for every row, shown or not
-        (["id_number", "status"], [], ["region_code"], {"id_number"}),
-        # a filter on the number itself tells its leading digits
-        (["id_number", "status"], [], ["id_number"], {"id_number"}),
-        # sex is digit 17, which the partial mask shows anyway
-        (["id_number", "sex", "status"], [], [], set()),
         # in clear: nothing to mask
         (["id_number", "birth_date"], ["id_number"], [], set()),
-        # names and phones: nothing else in the register repeats them
+        # names and phones: nothing else in the register repeats them, partial masks stay
         (["name", "phone", "birth_date", "region_code"], [], [], set()),
+        # a filter on a phone's prefix tells it for every row: the partial mask gives way
+        (["name", "phone"], [], ["phone"], {"phone"}),
     ],
 )
-def test_the_partial_mask_gives_way_where_the_scope_tells_what_it_hides(
-    population, items, clear, filtered, expected
-):
+def test_which_masked_items_get_a_pseudonym(population, items, clear, filtered, expected):
     assert pseudonymised_items(population, items, clear, filtered) == expected
 
 
-def test_what_the_department_learns_elsewhere_counts(contracts):
-    """A partial mask hides what the department must not learn from anything it reads: its
-    other grants on the dataset, and people's birth dates or regions in any dataset."""
-    population, credit, legal = (
-        contracts[n] for n in ("population", "credit_records", "legal_persons")
-    )
-    another_grant = department_disclosures(
-        contracts, "population", [View("population", ("id_number", "birth_date"))]
-    )
-    choice = masking_choice(population, ["id_number", "name"], ["name"], [], another_grant)
-    assert choice.pseudonymised == {"id_number"}
-    # Birth dates read in the population register tell the digits of a credit subject's id.
+def test_a_whole_value_told_anywhere_in_the_departments_view_is_redacted(contracts):
+    """A business name may be the representative's whole name: a pseudonym of the name would
+    be a lookup table from sole traders to the same person's other companies, so the name is
+    redacted, whether the business name is in this scope or in another view of the dataset
+    (every department reads legal persons unconditionally)."""
+    legal = contracts["legal_persons"]
+    here = masking_choice(legal, ["name", "legal_rep_name"], [], [])
+    assert (here.redacted, here.pseudonymised) == ({"legal_rep_name"}, frozenset())
     elsewhere = department_disclosures(
-        contracts, "credit_records", [View("population", ("name", "birth_date"))]
+        contracts, "legal_persons", [View("legal_persons", ("uscc", "name"))]
     )
-    assert "birth_date" in elsewhere.identity
-    assert masking_choice(credit, ["subject_id"], [], [], elsewhere).pseudonymised == {"subject_id"}
-    assert masking_choice(credit, ["subject_id"], [], []).pseudonymised == frozenset()
-    # A business name may be the representative's whole name: redacted, never pseudonymised.
-    whole = masking_choice(legal, ["name", "legal_rep_name"], [], [])
-    assert (whole.redacted, whole.pseudonymised) == ({"legal_rep_name"}, frozenset())
+    alone = masking_choice(legal, ["uscc", "legal_rep_name"], [], [], elsewhere)
+    assert alone.redacted == {"legal_rep_name"}
+    assert masking_choice(legal, ["uscc", "legal_rep_name"], [], []).redacted == frozenset()
+    # A filter in another grant tells as much as an item shown there.
+    filtered = department_disclosures(
+        contracts, "legal_persons", [View("legal_persons", ("uscc",), filtered=frozenset({"name"}))]
+    )
+    assert masking_choice(legal, ["legal_rep_name"], [], [], filtered).redacted == {
+        "legal_rep_name"
+    }
 
 
 PAYLOADS = [

@@ -14,12 +14,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path
+from fastapi import APIRouter, HTTPException, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.auth import AnyRole, Office
+from api.auth import AnyRole, Office, record_listing
 from api.deps import StateDep
 from api.errors import ErrorMessage
 from api.params import PathId
@@ -274,7 +274,8 @@ def activate_account(state: StateDep, body: ActivationIn) -> TokenOut:
 
 
 @router.get("/me/tokens", response_model=list[TokenInfo], summary="Your tokens")
-def my_tokens(principal: AnyRole, state: StateDep) -> list[TokenInfo]:
+def my_tokens(request: Request, principal: AnyRole, state: StateDep) -> list[TokenInfo]:
+    record_listing(request, principal)
     with state.store.reading() as session:
         user = session.get(User, principal.user_id)
         return [_token_info(t, principal) for t in tokens_of(session, user)]
@@ -334,7 +335,8 @@ def confirm(principal: AnyRole, username: Username, state: StateDep) -> UserOut:
 
 
 @router.get("/admin/departments", response_model=list[DepartmentOut], summary="Departments")
-def list_departments(principal: Office, state: StateDep) -> list[DepartmentOut]:
+def list_departments(request: Request, principal: Office, state: StateDep) -> list[DepartmentOut]:
+    record_listing(request, principal)
     with state.store.reading() as session:
         found = session.execute(select(Department).order_by(Department.code)).scalars()
         return [
@@ -359,7 +361,8 @@ def create_department(principal: Office, state: StateDep, body: DepartmentIn) ->
 
 
 @router.get("/admin/users", response_model=list[UserOut], summary="Users, with their flags")
-def list_users(principal: Office, state: StateDep) -> list[UserOut]:
+def list_users(request: Request, principal: Office, state: StateDep) -> list[UserOut]:
+    record_listing(request, principal)
     with state.store.reading() as session:
         return [_user_out(u) for u in session.execute(select(User).order_by(User.id)).scalars()]
 
@@ -447,7 +450,10 @@ def enable(principal: Office, username: Username, state: StateDep) -> UserOut:
     response_model=list[TokenInfo],
     summary="A user's tokens (never their values)",
 )
-def user_tokens(principal: Office, username: Username, state: StateDep) -> list[TokenInfo]:
+def user_tokens(
+    request: Request, principal: Office, username: Username, state: StateDep
+) -> list[TokenInfo]:
+    record_listing(request, principal)
     with state.store.reading() as session:
         return [_token_info(t, principal) for t in tokens_of(session, _user(session, username))]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from api.auth import Office, Reviewer
+from api.auth import Office, Reviewer, record_listing
 from api.deps import StateDep
 from api.params import Moment, Offset, QueryText
 from api.state import AppState
@@ -68,6 +68,7 @@ def _query(state: AppState, principal: Principal, **filters: object) -> AuditQue
     "", response_model=list[AuditEntryPublic], summary="Search the audit log (newest first)"
 )
 def search_log(
+    request: Request,
     principal: Reviewer,
     state: StateDep,
     dataset: QueryText = None,
@@ -79,6 +80,7 @@ def search_log(
     limit: int = Query(100, ge=1, le=1000),
     offset: Offset = 0,
 ) -> list[AuditEntryPublic]:
+    record_listing(request, principal)
     query = _query(
         state,
         principal,
@@ -102,12 +104,14 @@ def search_log(
     summary="Use per dataset, department and action: calls and rows served",
 )
 def usage_stats(
+    request: Request,
     principal: Reviewer,
     state: StateDep,
     dataset: QueryText = None,
     since: Moment | None = None,
     until: Moment | None = None,
 ) -> list[UsagePublic]:
+    record_listing(request, principal)
     query = _query(state, principal, dataset=dataset, since=since, until=until)
     with state.store.reading() as session:
         return [UsagePublic(**row.__dict__) for row in usage(session, query)]

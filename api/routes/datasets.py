@@ -38,7 +38,7 @@ def _scope(
     state: AppState, contract: Contract, principal: Principal, path: DataPath, grant: int | None
 ) -> Scope:
     """The caller's scope, or 403 (audited) with the reason. The masks are chosen on what
-    the department can see anywhere: its grants ever held and the unconditional datasets."""
+    the department can see of the dataset: its grants ever held and the unconditional view."""
     try:
         with state.store.reading() as session:
             grants = [
@@ -47,10 +47,9 @@ def _scope(
                     session, principal.department_id, contract.dataset, state.now()
                 )
             ]
-            views = grant_views_ever(session, principal.department_id)
-        known = department_disclosures(
-            state.contracts, contract.dataset, views + unconditional_views(state.contracts)
-        )
+            views = grant_views_ever(session, principal.department_id, contract.dataset)
+        views += unconditional_views(state.contracts)
+        known = department_disclosures(state.contracts, contract.dataset, views)
         if grant is not None:
             grants = [g for g in grants if g.id == grant]
             if not grants:

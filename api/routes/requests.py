@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel
 
-from api.auth import AnyRole, Requester, Reviewer
+from api.auth import AnyRole, Requester, Reviewer, record_listing
 from api.deps import StateDep
 from api.params import PathId, QueryText
 from api.state import AppState
@@ -188,8 +188,13 @@ def create_request(principal: Requester, state: StateDep, draft: RequestDraft) -
     summary="Requests you may see: yours, those for your data, or all (office)",
 )
 def get_requests(
-    principal: AnyRole, state: StateDep, status: QueryText = None, overdue: bool | None = None
+    request: Request,
+    principal: AnyRole,
+    state: StateDep,
+    status: QueryText = None,
+    overdue: bool | None = None,
 ) -> list[RequestPublic]:
+    record_listing(request, principal)
     provided = state.provided_by(principal.department_code)
     with state.store.reading() as session:
         found = [
@@ -244,7 +249,8 @@ def withdraw_request(principal: Requester, request_id: PathId, state: StateDep) 
     response_model=list[GrantPublic],
     summary="Grants you may see: your department's, on your data, or all (office)",
 )
-def get_grants(principal: AnyRole, state: StateDep) -> list[GrantPublic]:
+def get_grants(request: Request, principal: AnyRole, state: StateDep) -> list[GrantPublic]:
+    record_listing(request, principal)
     provided = state.provided_by(principal.department_code)
     with state.store.reading() as session:
         return [
