@@ -42,8 +42,12 @@ def _child(kind: str, csv: str, work: str) -> dict:
     population = load_contracts(settings.schemas_dir)["population"]
     result: dict = {}
     if kind == "ingest":
-        # The lake exists before any delivery in production: create it untimed.
+        # The lake and the platform state (where the run's audit entry goes) exist before
+        # any delivery in production: create them untimed.
+        from catalog.state.db import StateStore
+
         Lake(settings).initialise()
+        StateStore(settings).close()
     if kind == "expectations":
         # The suite runs on a staged delivery (a run removes its staging when it ends).
         from catalog.staging import stage
