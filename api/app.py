@@ -12,14 +12,15 @@ from api.auth import route_roles
 from api.deps import CursorDep, StateDep
 from api.errors import HANDLERS, BodyLimit, ErrorMessage, message_handler
 from api.models import Health
-from api.routes import admin, audit, catalog, datasets, requests, verify
+from api.routes import catalog
+from api.routes.sharing import audit, identity, reads, requests, verification
 from api.state import AppState
-from catalog.access import AccessDenied
-from catalog.audit import AuditUnavailable
-from catalog.requests import InvalidTransition, NotFound
 from catalog.runtime import secure_home
 from catalog.settings import Settings
-from catalog.versions import latest_versions
+from catalog.sharing.access import AccessDenied
+from catalog.sharing.audit import AuditUnavailable
+from catalog.sharing.requests import InvalidTransition, NotFound
+from catalog.store.versions import latest_versions
 
 # Domain errors of the core and the HTTP status each one means. Input errors of the core
 # (RequestError, IdentityError, VerificationError: catalog.text.InputError) are 422s in the
@@ -105,7 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.govshare = state
     app.add_middleware(BodyLimit, max_bytes=state.settings.max_body_bytes)
-    for module in (catalog, datasets, verify, requests, admin, audit):
+    for module in (catalog, reads, verification, requests, identity, audit):
         _document_roles(module.router.routes)
         app.include_router(module.router)
 

@@ -5,7 +5,7 @@ role not listed. Put it first in a route's parameters so it is checked before an
 (FastAPI solves dependencies in order). The roles also land in the OpenAPI document.
 
 What it audits: a real token that no longer works (``token.refused``) and a wrong role
-(``role.denied``), both aggregated (:func:`catalog.audit.record_refusal`); and every
+(``role.denied``), both aggregated (:func:`catalog.sharing.audit.record_refusal`); and every
 authenticated listing (``LISTINGS``), before it is served (a failed entry refuses it: 503).
 """
 
@@ -18,10 +18,11 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import get_state
-from catalog.access import READER_ROLES
-from catalog.audit import AuditEvent, record, record_refusal
-from catalog.identity import AuthenticationError, Principal, authenticate
-from catalog.requests import REQUESTER_ROLES, REVIEWER_ROLES
+from catalog.sharing.access import READER_ROLES
+from catalog.sharing.audit import AuditEvent, record, record_refusal
+from catalog.sharing.identity import AuthenticationError, authenticate
+from catalog.sharing.principal import Principal
+from catalog.sharing.requests import REQUESTER_ROLES, REVIEWER_ROLES
 from catalog.state.models import ROLES
 
 bearer = HTTPBearer(auto_error=False, description="A govshare token (`gs_…`)")

@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from catalog.contracts import CatalogMeta, Contract, DataItem, VerificationService
-from catalog.versions import Version
+from catalog.store.versions import Version
 
 
 class DataItemPublic(BaseModel):

@@ -15,11 +15,11 @@ from datetime import UTC, date, datetime
 import duckdb
 
 from catalog.contracts import Contract, load_contracts
-from catalog.lake import Lake
-from catalog.pseudonyms import Pseudonymiser
-from catalog.requests import local_day
 from catalog.settings import Settings
+from catalog.sharing.pseudonyms import Pseudonymiser
+from catalog.sharing.requests import local_day
 from catalog.state.db import StateStore
+from catalog.store.lake import Lake
 
 
 def utc_now() -> datetime:

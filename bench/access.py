@@ -20,17 +20,17 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from catalog.access import FilterClause, Scope
-from catalog.audit import verify
 from catalog.contracts import load_contracts
-from catalog.ingest import run_ingest
-from catalog.lake import Lake
-from catalog.masking import pseudonymised_items
-from catalog.queries import count_rows, rows_json
+from catalog.ingest.delivery import run_ingest
 from catalog.samples import generate
 from catalog.settings import REPO_ROOT, Settings
-from catalog.verification import answer
-from catalog.versions import latest_version
+from catalog.sharing.access import FilterClause, Scope
+from catalog.sharing.audit import verify
+from catalog.sharing.masking import pseudonymised_items
+from catalog.sharing.reads import count_rows, rows_json
+from catalog.sharing.verification import answer
+from catalog.store.lake import Lake
+from catalog.store.versions import latest_version
 from tests.conftest import approve_request, bearer, seed_identities
 
 

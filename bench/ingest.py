@@ -35,8 +35,8 @@ def _child(kind: str, csv: str, work: str) -> dict:
     """Runs inside a child process; returns timings and the child's peak RSS."""
     sys.path.insert(0, str(ROOT))
     from catalog.contracts import load_contracts
-    from catalog.lake import Lake, new_connection
     from catalog.settings import Settings
+    from catalog.store.lake import Lake, new_connection
 
     settings = Settings(home=Path(work) / f"runtime-{Path(csv).stem}")
     population = load_contracts(settings.schemas_dir)["population"]
@@ -50,7 +50,7 @@ def _child(kind: str, csv: str, work: str) -> dict:
         StateStore(settings).close()
     if kind == "expectations":
         # The suite runs on a staged delivery (a run removes its staging when it ends).
-        from catalog.staging import stage
+        from catalog.ingest.staging import stage
 
         stage(population, [Path(csv)], settings, run_id="bench")
     start = time.perf_counter()
@@ -67,7 +67,7 @@ def _child(kind: str, csv: str, work: str) -> dict:
         )
         result["rows"] = con.execute("SELECT count(*) FROM b.t").fetchone()[0]
     elif kind == "ingest":
-        from catalog.ingest import run_ingest
+        from catalog.ingest.delivery import run_ingest
 
         marks: dict[str, float] = {}
         lake = Lake(settings)
@@ -87,11 +87,11 @@ def _child(kind: str, csv: str, work: str) -> dict:
             },
         )  # fmt: skip
     elif kind == "expectations":
-        from catalog.rules import compile_rules
-        from catalog.staging import STAGING_TABLE, staging_path
+        from catalog.ingest.rules import compile_rules
+        from catalog.ingest.staging import STAGING_TABLE, staging_path
 
         t_import = time.perf_counter()
-        from catalog.expectations import run_suite
+        from catalog.ingest.expectations import run_suite
 
         result["import_seconds"] = time.perf_counter() - t_import
         start = time.perf_counter()
@@ -124,7 +124,7 @@ def main() -> None:
         return
     rows = 10_000_000 if args.ten_million else args.rows
     sys.path.insert(0, str(ROOT))
-    from catalog.readers import transcode_to_utf8
+    from catalog.ingest.readers import transcode_to_utf8
     from catalog.samples import generate
 
     work = Path(tempfile.mkdtemp(prefix="govshare-bench-"))

@@ -17,8 +17,9 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from catalog.audit import AuditEvent, AuditQuery, append, search, verify
-from catalog.identity import (
+from catalog.settings import Settings
+from catalog.sharing.audit import AuditEvent, AuditQuery, append, search, verify
+from catalog.sharing.identity import (
     DutyConflict,
     IdentityError,
     add_department,
@@ -28,13 +29,12 @@ from catalog.identity import (
     enable_user,
     is_confirmed,
     is_disabled,
-    local_operator,
     register_user,
     reset_activation,
     revoke_token,
     user_by_name,
 )
-from catalog.settings import Settings
+from catalog.sharing.principal import local_operator
 from catalog.state.db import StateStore
 from catalog.state.models import AuditEntry, User
 

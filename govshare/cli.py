@@ -17,12 +17,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
-from catalog.audit import AuditUnavailable
 from catalog.contracts import ContractError, load_contracts
-from catalog.ingest import IngestOutcome, run_ingest
-from catalog.lake import Lake
+from catalog.ingest.delivery import IngestOutcome, run_ingest
 from catalog.runtime import secure_home
 from catalog.settings import REPO_ROOT, Settings
+from catalog.sharing.audit import AuditUnavailable
+from catalog.store.lake import Lake
 from govshare.access_cli import admin_app, audit_app
 
 app = typer.Typer(
@@ -91,7 +91,7 @@ def ingest(
 @app.command()
 def status() -> None:
     """Datasets, their latest versions and the last runs."""
-    from catalog.versions import latest_versions, recent_runs
+    from catalog.store.versions import latest_versions, recent_runs
 
     settings = _settings()
     contracts = _contracts(settings)
@@ -154,7 +154,7 @@ def samples(
 def _ingest_samples_with_dagster(settings: Settings, contracts: dict) -> None:
     """Hand every sample drop to its landing folder and run its Dagster job in-process, so
     the runs show in the Dagster UI."""
-    from catalog.versions import recent_runs
+    from catalog.store.versions import recent_runs
     from pipelines.definitions import build_definitions
     from pipelines.instance import instance_for
 

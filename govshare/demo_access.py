@@ -19,10 +19,10 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from catalog.access import FilterClause
 from catalog.contracts import Contract
-from catalog.identity import (
-    Principal,
+from catalog.settings import Settings
+from catalog.sharing.access import FilterClause
+from catalog.sharing.identity import (
     activate,
     confirm_user,
     ensure_department,
@@ -30,8 +30,8 @@ from catalog.identity import (
     register_user,
     reset_activation,
 )
-from catalog.requests import RequestDraft, ReviewDecision, review, submit
-from catalog.settings import Settings
+from catalog.sharing.principal import Principal
+from catalog.sharing.requests import RequestDraft, ReviewDecision, review, submit
 from catalog.state.db import StateStore
 from catalog.state.models import AccessRequest, User
 

@@ -6,16 +6,16 @@ import dagster as dg
 
 from catalog.contracts import Contract, load_contracts
 from catalog.settings import Settings
-from pipelines.assets import (
+from pipelines.ingest.assets import (
     build_publish_asset,
     build_staging_asset,
     published_key,
     quarantine_key,
     staging_key,
 )
-from pipelines.checks import build_quality_checks
+from pipelines.ingest.checks import build_quality_checks
+from pipelines.ingest.sensors import build_landing_sensor
 from pipelines.resources import PlatformResource
-from pipelines.sensors import build_landing_sensor
 
 
 def ingest_job(contract: Contract):  # an unresolved asset job (its class is not public)

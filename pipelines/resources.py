@@ -5,10 +5,10 @@ from functools import cached_property
 import dagster as dg
 
 from catalog.contracts import Contract, load_contracts
-from catalog.lake import Lake
 from catalog.runtime import secure_home
 from catalog.settings import Settings
 from catalog.state.db import StateStore
+from catalog.store.lake import Lake
 
 
 class PlatformResource(dg.ConfigurableResource):

@@ -12,8 +12,8 @@ import pytest
 from stdnum.cn import ric
 
 from catalog.contracts import Contract, load_contracts
-from catalog.lake import Lake
 from catalog.settings import REPO_ROOT, Settings
+from catalog.store.lake import Lake
 
 
 @pytest.fixture(scope="session")
@@ -91,7 +91,7 @@ def seed_identities(settings: Settings, contracts: dict[str, Contract]) -> dict[
     Users: office, <dataset>_provider, consumer_a, analyst_a, consumer_b, analyst_b."""
     from datetime import UTC, datetime
 
-    from catalog.identity import add_department, add_user, confirm_user, issue_token
+    from catalog.sharing.identity import add_department, add_user, confirm_user, issue_token
     from catalog.state.db import StateStore
 
     now = datetime.now(UTC)
@@ -125,7 +125,7 @@ def confirm_as_operator(settings: Settings, username: str) -> None:
     """Confirm a user as the machine operator does (``govshare admin confirm``: flagged)."""
     from datetime import UTC, datetime
 
-    from catalog.identity import confirm_user, user_by_name
+    from catalog.sharing.identity import confirm_user, user_by_name
     from catalog.state.db import StateStore
 
     store = StateStore(settings)
@@ -136,7 +136,7 @@ def confirm_as_operator(settings: Settings, username: str) -> None:
 
 def audit_entries(settings: Settings, **where) -> list:
     """Audit entries matching an AuditQuery (``action=``, ``username=``…), newest first."""
-    from catalog.audit import AuditQuery, search
+    from catalog.sharing.audit import AuditQuery, search
     from catalog.state.db import StateStore
 
     store = StateStore(settings)
@@ -176,7 +176,7 @@ def world(tmp_path_factory) -> Settings:
 
     import yaml
 
-    from catalog.ingest import run_ingest
+    from catalog.ingest.delivery import run_ingest
     from catalog.samples import generate
 
     root = tmp_path_factory.mktemp("world")

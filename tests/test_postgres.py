@@ -12,9 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from catalog.ingest import run_ingest
-from catalog.lake import Lake
+from catalog.ingest.delivery import run_ingest
 from catalog.settings import Settings
+from catalog.store.lake import Lake
 from tests.conftest import (
     approve_request,
     bearer,

@@ -10,8 +10,8 @@ from api.deps import ContractDep, CursorDep, StateDep
 from api.models import CatalogEntry, CatalogSummary, DataItemPublic, VersionPublic
 from api.params import PathId, QueryText
 from catalog.contracts import Contract
+from catalog.store.versions import get_version, latest_versions, list_versions
 from catalog.text import Line
-from catalog.versions import get_version, latest_versions, list_versions
 
 router = APIRouter(prefix="/catalog", tags=["catalog"])
 

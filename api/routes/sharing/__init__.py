@@ -1,0 +1,1 @@
+"""Routes of the sharing core: identity, requests and grants, reads, verification, audit."""

@@ -1,0 +1,223 @@
+"""Rows and exports of published datasets, within the caller's scope, every call audited.
+
+The scope (items, items in clear, row filter) comes from ``catalog.sharing.access``; the query
+applies it inside DuckDB; the audit entry is written before anything leaves, and a failed
+audit write refuses the call (503).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+import duckdb
+from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
+
+from api.auth import Reader
+from api.deps import ContractDep, CursorDep, StateDep
+from api.params import MAX_ID, GrantId, Offset, VersionNumber
+from api.state import AppState
+from catalog.contracts import Contract
+from catalog.sharing.access import AccessDenied, DataPath, Scope, read_scope, unconditional_views
+from catalog.sharing.audit import AuditEvent, record, record_refusal
+from catalog.sharing.masking import department_disclosures
+from catalog.sharing.principal import Principal
+from catalog.sharing.reads import count_rows, export_file, rows_json
+from catalog.sharing.requests import active_grants, grant_view, grant_views_ever
+from catalog.store.versions import Version, get_version, latest_version
+
+router = APIRouter(prefix="/datasets", tags=["datasets"])
+_MEDIA = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
+
+
+def _scope(
+    state: AppState, contract: Contract, principal: Principal, path: DataPath, grant: int | None
+) -> Scope:
+    """The caller's scope, or 403 (audited) with the reason. The masks are chosen on what
+    the department can see of the dataset: its grants ever held and the unconditional view."""
+    try:
+        with state.store.reading() as session:
+            grants = [
+                grant_view(g)
+                for g in active_grants(
+                    session, principal.department_id, contract.dataset, state.now()
+                )
+            ]
+            views = grant_views_ever(session, principal.department_id, contract.dataset)
+        views += unconditional_views(state.contracts)
+        known = department_disclosures(state.contracts, contract.dataset, views)
+        if grant is not None:
+            grants = [g for g in grants if g.id == grant]
+            if not grants:
+                raise AccessDenied(f"grant {grant} is not in force for your department")
+        return read_scope(
+            contract, principal, path, grants, grant_named=grant is not None, known=known
+        )
+    except AccessDenied as exc:
+        action = "read" if path == "api" else "export"
+        record_refusal(
+            state.store,
+            AuditEvent(
+                action=action,
+                result="denied",
+                actor=principal,
+                dataset=contract.dataset,
+                detail={"reason": str(exc)},
+            ),
+            state.now(),
+        )
+        raise
+
+
+def _version(cursor: duckdb.DuckDBPyConnection, contract: Contract, number: int | None) -> Version:
+    chosen = (
+        get_version(cursor, contract.dataset, number)
+        if number is not None
+        else latest_version(cursor, contract.dataset)
+    )
+    if chosen is None:
+        raise HTTPException(404, f"{contract.dataset} has no published version {number or ''}")
+    return chosen
+
+
+def _audit_read(
+    state: AppState,
+    principal: Principal,
+    action: str,
+    contract: Contract,
+    version: Version,
+    scope: Scope,
+    rows: int,
+    detail: dict,
+) -> None:
+    record(
+        state.store,
+        AuditEvent(
+            action=action,
+            result="ok",
+            actor=principal,
+            dataset=contract.dataset,
+            version=version.version,
+            items=list(scope.items),
+            row_count=rows,
+            purpose=scope.purpose,
+            detail={
+                "basis": scope.basis,
+                "grant_id": scope.grant_id,
+                "unmasked": sorted(scope.unmasked),
+                "pseudonymised": sorted(scope.pseudonymised),
+                "redacted": sorted(scope.redacted),
+                **detail,
+            },
+        ),
+        state.now(),
+    )
+
+
+@router.get(
+    "/{dataset}/rows",
+    summary="A page of rows of a dataset (latest version or a given one)",
+    responses={
+        200: {"description": "Envelope with the version and the page of rows"},
+        403: {"description": "No access: not shared, no grant, or not by API"},
+        404: {"description": "Unknown dataset or version, or nothing published yet"},
+        503: {"description": "The audit log could not be written; nothing is returned"},
+    },
+)
+def get_rows(
+    principal: Reader,
+    contract: ContractDep,
+    state: StateDep,
+    cursor: CursorDep,
+    version: VersionNumber = None,
+    limit: int = Query(100, ge=1, le=MAX_ID),
+    offset: Offset = 0,
+    grant: GrantId = None,
+) -> Response:
+    scope = _scope(state, contract, principal, "api", grant)
+    limit = min(limit, state.settings.page_size_max)
+    chosen = _version(cursor, contract, version)
+    key = state.pseudonyms.key_for(scope.pseudonym_context)
+    rows, served = rows_json(
+        cursor, contract, chosen, scope, limit=limit, offset=offset, pseudonym_key=key
+    )
+    _audit_read(
+        state,
+        principal,
+        "read",
+        contract,
+        chosen,
+        scope,
+        served,
+        {"offset": offset, "limit": limit},
+    )
+    envelope = json.dumps(
+        {
+            "dataset": contract.dataset,
+            "version": chosen.version,
+            "total": count_rows(cursor, chosen, scope),
+            "offset": offset,
+            "limit": limit,
+            "items": list(scope.items),
+            "unmasked": sorted(scope.unmasked),
+            "pseudonymised": sorted(scope.pseudonymised),
+            "redacted": sorted(scope.redacted),
+        },
+        ensure_ascii=False,
+    )
+    # Splice DuckDB's JSON array in without parsing it again.
+    return Response(envelope[:-1] + ', "rows": ' + rows + "}", media_type="application/json")
+
+
+@router.get(
+    "/{dataset}/export",
+    summary="The whole dataset version as a CSV or Parquet file (bulk download)",
+    response_class=FileResponse,
+    responses={
+        403: {"description": "No access: not shared, no grant, or no bulk download"},
+        404: {"description": "Unknown dataset or version, or nothing published yet"},
+        503: {"description": "The audit log could not be written; nothing is returned"},
+    },
+)
+def export_rows(
+    principal: Reader,
+    contract: ContractDep,
+    state: StateDep,
+    cursor: CursorDep,
+    format: Literal["csv", "parquet"] = "csv",
+    version: VersionNumber = None,
+    grant: GrantId = None,
+) -> FileResponse:
+    scope = _scope(state, contract, principal, "bulk_download", grant)
+    chosen = _version(cursor, contract, version)
+    folder = _export_folder(state)
+    path = folder / f"{contract.dataset}-v{chosen.version}.{format}"
+    try:
+        key = state.pseudonyms.key_for(scope.pseudonym_context)
+        rows = export_file(cursor, contract, chosen, scope, path, format, pseudonym_key=key)
+        _audit_read(state, principal, "export", contract, chosen, scope, rows, {"format": format})
+    except BaseException:
+        _remove(folder)
+        raise
+    return FileResponse(
+        path,
+        media_type=_MEDIA[format],
+        filename=path.name,
+        background=BackgroundTask(_remove, folder),
+    )
+
+
+def _export_folder(state: AppState) -> Path:
+    root = state.settings.folder("tmp")
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="export-", dir=root))
+
+
+def _remove(folder: Path) -> None:
+    for child in folder.iterdir():
+        child.unlink()
+    folder.rmdir()

@@ -1,0 +1,1 @@
+"""Quality and evaluation over published versions: references, freshness, scorecards."""

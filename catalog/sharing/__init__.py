@@ -1,0 +1,1 @@
+"""Who may see what, and the record of it: identity, grants, masking, verification, audit."""

@@ -1,0 +1,193 @@
+"""Version records and run records: the platform's lineage, kept inside the lake itself.
+
+A version row is written in the same lake transaction as the data it describes, so a
+version exists exactly when its snapshot does. Readers address a dataset through its
+latest version's snapshot, so what they see never moves under them mid-page.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import duckdb
+
+from catalog.store.lake import LAKE, META_SCHEMA, published_table
+
+VERSIONS = f"{LAKE}.{META_SCHEMA}.versions"
+RUNS = f"{LAKE}.{META_SCHEMA}.runs"
+_VERSION_COLUMNS = (
+    "dataset, version, snapshot_id, row_count, schema_hash, quality, source_files, run_id, "
+    "published_at"
+)
+
+
+@dataclass(frozen=True)
+class Version:
+    dataset: str
+    version: int
+    snapshot_id: int
+    row_count: int
+    schema_hash: str
+    quality: dict
+    source_files: list[dict]
+    run_id: str
+    published_at: datetime
+
+    @classmethod
+    def from_row(cls, row: tuple) -> Version:
+        values = list(row)
+        values[5] = json.loads(values[5])
+        values[6] = json.loads(values[6])
+        return cls(*values)
+
+    def as_dict(self) -> dict:
+        return {
+            "dataset": self.dataset,
+            "version": self.version,
+            "snapshot_id": self.snapshot_id,
+            "row_count": self.row_count,
+            "schema_hash": self.schema_hash,
+            "quality": self.quality,
+            "source_files": self.source_files,
+            "run_id": self.run_id,
+            "published_at": self.published_at.isoformat(),
+        }
+
+
+def list_versions(con: duckdb.DuckDBPyConnection, dataset: str) -> list[Version]:
+    rows = con.execute(
+        f"SELECT {_VERSION_COLUMNS} FROM {VERSIONS} WHERE dataset = ? ORDER BY version DESC",
+        [dataset],
+    ).fetchall()
+    return [Version.from_row(r) for r in rows]
+
+
+def get_version(con: duckdb.DuckDBPyConnection, dataset: str, number: int) -> Version | None:
+    row = con.execute(
+        f"SELECT {_VERSION_COLUMNS} FROM {VERSIONS} WHERE dataset = ? AND version = ?",
+        [dataset, number],
+    ).fetchone()
+    return Version.from_row(row) if row else None
+
+
+def latest_versions(con: duckdb.DuckDBPyConnection) -> dict[str, Version]:
+    rows = con.execute(
+        f"SELECT {_VERSION_COLUMNS} FROM {VERSIONS} "
+        f"QUALIFY row_number() OVER (PARTITION BY dataset ORDER BY version DESC) = 1"
+    ).fetchall()
+    return {r[0]: Version.from_row(r) for r in rows}
+
+
+def latest_version(con: duckdb.DuckDBPyConnection, dataset: str) -> Version | None:
+    versions = list_versions(con, dataset)
+    return versions[0] if versions else None
+
+
+def published_checksums(con: duckdb.DuckDBPyConnection, dataset: str) -> set[str]:
+    """Checksums of every source file any version of the dataset was built from."""
+    return {source["sha256"] for v in list_versions(con, dataset) for source in v.source_files}
+
+
+def next_version_number(con: duckdb.DuckDBPyConnection, dataset: str) -> int:
+    row = con.execute(
+        f"SELECT coalesce(max(version), 0) + 1 FROM {VERSIONS} WHERE dataset = ?", [dataset]
+    ).fetchone()
+    return int(row[0])
+
+
+def next_snapshot_id(con: duckdb.DuckDBPyConnection) -> int:
+    """The id the open transaction's commit will get (writes are serialised by the lock)."""
+    return int(con.execute(f"SELECT max(snapshot_id) + 1 FROM {LAKE}.snapshots()").fetchone()[0])
+
+
+def insert_version(con: duckdb.DuckDBPyConnection, version: Version) -> None:
+    con.execute(
+        f"INSERT INTO {VERSIONS} ({_VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            version.dataset, version.version, version.snapshot_id, version.row_count,
+            version.schema_hash, json.dumps(version.quality, ensure_ascii=False),
+            json.dumps(version.source_files, ensure_ascii=False), version.run_id,
+            version.published_at,
+        ],
+    )  # fmt: skip
+
+
+_RUN_COLUMNS = (
+    "run_id, dataset, started_at, finished_at, status, files, rows_read, rows_valid, "
+    "rows_quarantined, version, message, rows_stale, stale_keys"
+)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: str
+    dataset: str
+    started_at: datetime
+    finished_at: datetime
+    status: str
+    files: list[dict]
+    """Source files by name, checksum, size and rows (never a server path)."""
+    rows_read: int
+    rows_valid: int
+    rows_quarantined: int
+    version: int | None
+    message: str
+    rows_stale: int = 0
+    """Rows not applied because the published row with their key is newer."""
+    stale_keys: list[str] = field(default_factory=list)
+    """A few of their keys, masked."""
+
+    def as_dict(self) -> dict:
+        data = self.__dict__.copy()
+        data["started_at"] = self.started_at.isoformat()
+        data["finished_at"] = self.finished_at.isoformat()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RunRecord:
+        """The inverse of :meth:`as_dict` (a run record kept in a file while the lake was busy)."""
+        return cls(
+            **{
+                **data,
+                "started_at": datetime.fromisoformat(data["started_at"]),
+                "finished_at": datetime.fromisoformat(data["finished_at"]),
+            }
+        )
+
+    @classmethod
+    def from_row(cls, row: tuple) -> RunRecord:
+        values = list(row)
+        values[5] = json.loads(values[5])
+        values[11] = values[11] or 0  # runs recorded before stale rows were counted
+        values[12] = json.loads(values[12]) if values[12] else []
+        return cls(*values)
+
+
+def insert_run(con: duckdb.DuckDBPyConnection, run: RunRecord) -> None:
+    con.execute(
+        f"INSERT INTO {RUNS} ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            run.run_id, run.dataset, run.started_at, run.finished_at, run.status,
+            json.dumps(run.files, ensure_ascii=False), run.rows_read, run.rows_valid,
+            run.rows_quarantined, run.version, run.message, run.rows_stale,
+            json.dumps(run.stale_keys, ensure_ascii=False),
+        ],
+    )  # fmt: skip
+
+
+def run_exists(con: duckdb.DuckDBPyConnection, run_id: str) -> bool:
+    return con.execute(f"SELECT count(*) FROM {RUNS} WHERE run_id = ?", [run_id]).fetchone()[0] > 0
+
+
+def recent_runs(con: duckdb.DuckDBPyConnection, limit: int = 20) -> list[RunRecord]:
+    rows = con.execute(
+        f"SELECT {_RUN_COLUMNS} FROM {RUNS} ORDER BY finished_at DESC LIMIT ?", [limit]
+    ).fetchall()
+    return [RunRecord.from_row(r) for r in rows]
+
+
+def version_relation(version: Version) -> str:
+    """The version's rows: the published table as of the snapshot its publish created."""
+    return f"{published_table(version.dataset)} AT (VERSION => {int(version.snapshot_id)})"
