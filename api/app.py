@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.resources import files
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Request
+from fastapi.dependencies.utils import get_flat_params
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
 
-from api.auth import route_roles
+from api.auth import public_query, route_roles
 from api.deps import CursorDep, StateDep
 from api.errors import HANDLERS, BodyLimit, ErrorMessage, message_handler
 from api.models import Health
 from api.routes import catalog
+from api.routes.quality import evaluation, notifications, quarantine
 from api.routes.sharing import audit, identity, reads, requests, verification
 from api.state import AppState
 from catalog.runtime import secure_home
@@ -43,6 +49,19 @@ _ERRORS = {
     429: "Rate limit reached; retry after the seconds in Retry-After",
     503: "The audit log could not be written; the action was refused",
 }
+# Every route answers 422 for a query parameter it does not take; FastAPI documents a 422
+# only for routes with parameters or a body, so the others get it here, in the same shape.
+_VALIDATION_422 = {
+    "description": "A parameter or the body is not valid, or the query names a parameter "
+    "the route does not take; the detail names it",
+    "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}
+    },
+}
+# Swagger UI and ReDoc, served from the installed fastapi-offline package: the pages load
+# nothing from outside the server (an office network may have no internet).
+DOCS_ASSETS = "/static/docs"
+_ASSETS_DIR = files("fastapi_offline") / "static"
 
 
 def _document_roles(routes: list) -> None:
@@ -78,6 +97,8 @@ def _error_statuses(route: APIRoute, roles: tuple[str, ...] | None) -> list[int]
 
 
 def _document_errors(route: APIRoute, roles: tuple[str, ...] | None) -> None:
+    if not get_flat_params(route.dependant) and route.body_field is None:
+        route.responses.setdefault(422, _VALIDATION_422)
     for code in _error_statuses(route, roles):
         given = route.responses.get(code) or route.responses.get(str(code)) or {}
         route.responses.pop(str(code), None)
@@ -103,10 +124,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Catalog and sharing API of the municipal government information office",
         version="0.2.0",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        dependencies=[Depends(public_query)],
     )
     app.state.govshare = state
     app.add_middleware(BodyLimit, max_bytes=state.settings.max_body_bytes)
-    for module in (catalog, reads, verification, requests, identity, audit):
+    for module in (
+        catalog,
+        reads,
+        verification,
+        requests,
+        identity,
+        audit,
+        quarantine,
+        evaluation,
+        notifications,
+    ):
         _document_roles(module.router.routes)
         app.include_router(module.router)
 
@@ -116,11 +150,63 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_exception_handler(error, handler)
 
     @app.get(
-        "/health", response_model=Health, tags=["health"], openapi_extra={"x-roles": ["public"]}
+        "/health",
+        response_model=Health,
+        tags=["health"],
+        openapi_extra={"x-roles": ["public"]},
+        responses={422: _VALIDATION_422},
     )
     def health(state: StateDep, cursor: CursorDep) -> Health:
         return Health(
             status="ok", datasets=len(state.contracts), published=len(latest_versions(cursor))
         )
 
+    _serve_docs(app)
     return app
+
+
+# The documentation pages may load only what this server serves: ReDoc's side menu links an
+# image on cdn.redoc.ly, which the browser then refuses instead of fetching.
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'"
+)
+
+
+def _confined(page: HTMLResponse) -> HTMLResponse:
+    page.headers["Content-Security-Policy"] = DOCS_CSP
+    return page
+
+
+def _serve_docs(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc`` with their scripts, styles and icon served by
+    this server from the installed package, under :data:`DOCS_ASSETS`."""
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(_ASSETS_DIR)), name="docs-assets")
+    openapi_url = app.openapi_url or "/openapi.json"
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        page = get_swagger_ui_html(
+            openapi_url=root + openapi_url,
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png",
+            oauth2_redirect_url=None,
+            # No badge from the public validator service: nothing leaves the office network.
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+        return _confined(page)
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        page = get_redoc_html(
+            openapi_url=root + openapi_url,
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{root}{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png",
+            with_google_fonts=False,
+        )
+        return _confined(page)

@@ -1,8 +1,10 @@
 """Bearer-token authentication and the role each route needs.
 
 ``Caller("consumer", "analyst")`` is a dependency: 401 without a valid token, 403 for a
-role not listed. Put it first in a route's parameters so it is checked before anything else
-(FastAPI solves dependencies in order). The roles also land in the OpenAPI document.
+role not listed, then 422 for a query parameter the route does not take. Put it first in a
+route's parameters so it is checked before anything else (FastAPI solves dependencies in
+order). The roles also land in the OpenAPI document. Public routes get the same check of
+their query parameters from :func:`public_query`, an app-wide dependency.
 
 What it audits: a real token that no longer works (``token.refused``) and a wrong role
 (``role.denied``), both aggregated (:func:`catalog.sharing.audit.record_refusal`); and every
@@ -18,6 +20,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import get_state
+from api.params import reject_unknown_query
 from catalog.sharing.access import READER_ROLES
 from catalog.sharing.audit import AuditEvent, record, record_refusal
 from catalog.sharing.identity import AuthenticationError, authenticate
@@ -38,6 +41,11 @@ LISTINGS = {
     "/admin/departments": "department.list",
     "/admin/users/{username}/tokens": "token.list",
     "/me/tokens": "token.list",
+    "/quality/quarantine": "quarantine.list",
+    "/quality/scorecards": "scorecard.list",
+    "/quality/scorecards/history": "scorecard.history",
+    "/quality/references": "reference.list",
+    "/notifications": "notification.list",
 }
 _VALUE_MAX = 200  # characters kept of each query parameter of a listing's entry
 _UNSAFE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
@@ -103,7 +111,17 @@ class Caller:
                 key=f"{principal.username}\x1frole.denied\x1f{request.method} {path}",
             )
             raise HTTPException(403, reason)
+        reject_unknown_query(request)
         return principal
+
+
+def public_query(request: Request) -> None:
+    """App-wide dependency: a public route's unknown query parameters are a 422. Routes with
+    a :class:`Caller` are left to it, so that a caller learns nothing before authenticating."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is not None and route_roles(dependant) is None:
+        reject_unknown_query(request)
 
 
 def record_listing(request: Request, principal: Principal) -> None:

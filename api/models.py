@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from catalog.contracts import CatalogMeta, Contract, DataItem, VerificationService
+from catalog.quality.freshness import Freshness
 from catalog.store.versions import Version
 
 
@@ -40,7 +41,14 @@ class VersionPublic(BaseModel):
     snapshot_id: int
     row_count: int
     schema_hash: str
-    quality: dict
+    quality: dict = Field(
+        description=(
+            "The delivery's quality summary: rows_read, rows_failed (rows quarantined for "
+            "breaking a rule), quarantine_rate (their share), max_failure_rate (the contract's "
+            "threshold), rules (failing rows per rule), publishable. failure_rate: deprecated, "
+            "the same value as quarantine_rate."
+        )
+    )
     source_files: list[SourceFilePublic]
     run_id: str
     published_at: datetime
@@ -48,6 +56,24 @@ class VersionPublic(BaseModel):
     @classmethod
     def of(cls, version: Version) -> VersionPublic:
         return cls(**version.__dict__)
+
+
+class FreshnessState(BaseModel):
+    status: str
+    stale: bool
+    last_published_at: datetime | None
+    due_at: datetime | None
+    stale_since: datetime | None
+
+    @classmethod
+    def of(cls, fresh: Freshness) -> FreshnessState:
+        return cls(
+            status=fresh.status,
+            stale=fresh.stale,
+            last_published_at=fresh.last_published_at,
+            due_at=fresh.due_at,
+            stale_since=fresh.stale_since,
+        )
 
 
 class CatalogSummary(BaseModel):
@@ -64,9 +90,12 @@ class CatalogSummary(BaseModel):
     latest_version: int | None
     row_count: int | None
     published_at: datetime | None
+    freshness: FreshnessState
+    """Against the update cycle: ``fresh``, ``stale`` (with since when) or
+    ``never_published``."""
 
     @classmethod
-    def of(cls, contract: Contract, latest: Version | None) -> CatalogSummary:
+    def of(cls, contract: Contract, latest: Version | None, fresh: Freshness) -> CatalogSummary:
         meta = contract.catalog
         return cls(
             dataset=contract.dataset,
@@ -82,6 +111,7 @@ class CatalogSummary(BaseModel):
             latest_version=latest.version if latest else None,
             row_count=latest.row_count if latest else None,
             published_at=latest.published_at if latest else None,
+            freshness=FreshnessState.of(fresh),
         )
 
 
@@ -93,6 +123,7 @@ class CatalogEntry(BaseModel):
     items: list[DataItemPublic]
     verification: list[VerificationService]
     versions: list[VersionPublic]
+    freshness: FreshnessState
 
 
 class Health(BaseModel):

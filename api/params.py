@@ -1,14 +1,22 @@
 """Bounded parameter types for the routes: what the databases can hold, refused with a 422
 naming the parameter before anything reaches SQLite, PostgreSQL or DuckDB (a 64-bit
 integer overflows past 2^63; a time at the edge of the calendar overflows when converted
-to UTC)."""
+to UTC).
+
+And the query parameters a route does not take: FastAPI ignores them, so a misspelt or
+invented filter (``?region_code=330106``) would silently return everything.
+:func:`reject_unknown_query` answers 422 naming each of them, on every route (called by
+:class:`api.auth.Caller` after authentication, and by an app-wide dependency on public
+routes)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Path, Query
+from fastapi import Path, Query, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator
 
 from catalog.text import Line
@@ -52,3 +60,40 @@ def _utc(moment: datetime) -> datetime:
 
 Moment = Annotated[datetime, AfterValidator(_utc)]
 """A moment, converted to UTC (no zone: UTC)."""
+
+
+UNKNOWN_SHOWN = 20
+"""Unknown query parameters named in one 422 at most (the rest are left out)."""
+
+
+def declared_query(dependant: Dependant) -> set[str]:
+    """The query parameters a route takes: its own and those of its dependencies."""
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= declared_query(sub)
+    return names
+
+
+def reject_unknown_query(request: Request) -> None:
+    """422 naming each query parameter the matched route does not take (``extra_forbidden``,
+    the type pydantic gives an unknown body field), and the ones it takes."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:  # not an API route (static files, the OpenAPI document)
+        return
+    declared = declared_query(dependant)
+    unknown = [name for name in dict.fromkeys(request.query_params) if name not in declared]
+    if not unknown:
+        return
+    takes = ", ".join(sorted(declared)) or "no query parameters"
+    raise RequestValidationError(
+        [
+            {
+                "loc": ("query", name),
+                "msg": f"unknown query parameter {name!r}; this route takes {takes}",
+                "type": "extra_forbidden",
+                "input": request.query_params[name],
+            }
+            for name in unknown[:UNKNOWN_SHOWN]
+        ]
+    )

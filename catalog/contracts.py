@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -103,6 +103,27 @@ class Reveals(Strict):
     part: ItemPart
 
 
+class RuleRef(Strict):
+    """A quality rule of the rule library (``docs/rules.md``) named in an item's ``rules:``.
+
+    Written as the rule's name (``not_in_future``), as a one-key mapping of the name to its
+    parameters (``{not_before: {item: issue_date}}``), or in full (``{rule: ..., params:
+    ...}``). The library checks the name and the parameters when the contract loads."""
+
+    rule: Identifier
+    params: dict[str, Any] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_forms(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"rule": value}
+        if isinstance(value, dict) and len(value) == 1 and "rule" not in value:
+            ((name, params),) = value.items()
+            return {"rule": name, "params": {} if params is None else params}
+        return value
+
+
 class DataItem(Strict):
     name: Identifier
     label: str = Field(description="Chinese name of the data item")
@@ -125,11 +146,23 @@ class DataItem(Strict):
     reveals: list[Reveals] = Field(
         default=[], description="Parts of other items this one repeats (not a quality rule)"
     )
+    legacy_15_digit: bool = Field(
+        default=False,
+        description="Also accept the 15-digit resident identity numbers of GB 11643-1989 "
+        "(birth YYMMDD in the 1900s, no check character); only with format resident_id or "
+        "subject_id",
+    )
+    rules: list[RuleRef] = Field(
+        default=[],
+        description="Further rules of the rule library for this item, by name (with params)",
+    )
 
     @model_validator(mode="after")
     def _mask_when_sensitive(self) -> DataItem:
         if self.sensitivity == "sensitive" and self.mask is None:
             raise ValueError("a sensitive data item needs a mask kind")
+        if self.legacy_15_digit and self.format not in ("resident_id", "subject_id"):
+            raise ValueError("legacy_15_digit needs format resident_id or subject_id")
         if self.pattern is not None:
             re.compile(self.pattern)
         return self
@@ -151,6 +184,11 @@ class Quality(Strict):
     max_failure_rate: float = Field(ge=0, le=1)
 
 
+class DeletionMarker(Strict):
+    item: Identifier
+    values: list[str] = Field(min_length=1)
+
+
 class Source(Strict):
     formats: list[SourceFormat] = Field(min_length=1)
     geometry_field: Identifier | None = Field(
@@ -166,6 +204,47 @@ class Source(Strict):
         description="Item (timestamp or date) saying when a record last changed: a row older "
         "than the published row with its key is not applied (quarantined as stale)",
     )
+    delivery: Literal["increments", "full"] = Field(
+        default="increments",
+        description="increments: a delivery upserts its rows by key and leaves the others; "
+        "full: a delivery is the whole dataset, a published key absent from it is deleted",
+    )
+    deleted_when: DeletionMarker | None = Field(
+        default=None,
+        description="A row whose item has one of these values deletes its key (it leaves the "
+        "latest version and stays in the older ones)",
+    )
+    max_deletion_rate: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="A full delivery deleting more than this share of the published rows is "
+        "refused (a truncated export must not erase the register)",
+    )
+
+
+class Reference(Strict):
+    """A cross-dataset reference: the value of ``items`` in a row should exist as the value
+    of ``target_items`` in the latest version of ``dataset`` (a licence's holder in the legal
+    persons register, a region code in geography). Checked per published version; the
+    unresolved rows are counted and reported, never dropped. With ``when_format``, only rows
+    whose first item is a well-formed value of that format are checked (a holder may be a
+    company or a person). ``blocking``: unresolved rows are quarantined instead of
+    published."""
+
+    name: Identifier
+    description: str
+    items: list[Identifier] = Field(min_length=1, max_length=4)
+    dataset: Identifier
+    target_items: list[Identifier] = Field(min_length=1, max_length=4)
+    when_format: Literal["resident_id", "uscc"] | None = None
+    blocking: bool = False
+
+    @model_validator(mode="after")
+    def _same_width(self) -> Reference:
+        if len(self.items) != len(self.target_items):
+            raise ValueError("items and target_items must have the same number of items")
+        return self
 
 
 class VerificationService(Strict):
@@ -194,6 +273,7 @@ class Contract(Strict):
     quality: Quality
     source: Source
     verification: list[VerificationService] = []
+    references: list[Reference] = []
 
     @model_validator(mode="after")
     def _consistent(self) -> Contract:
@@ -226,8 +306,34 @@ class Contract(Strict):
                 raise ValueError(f"source.updated_at {stamp!r} is not a data item")
             if self.item(stamp).type not in ("timestamp", "date"):
                 raise ValueError(f"source.updated_at {stamp!r} must be a timestamp or date item")
+        refs = [r.name for r in self.references]
+        if len(set(refs)) != len(refs):
+            raise ValueError(
+                f"references named twice: {sorted(set(n for n in refs if refs.count(n) > 1))}"
+            )
+        for ref in self.references:
+            for name in ref.items:
+                if name not in names:
+                    raise ValueError(f"reference {ref.name!r}: {name!r} is not a data item")
+        marker = self.source.deleted_when
+        if marker is not None and marker.item not in names:
+            raise ValueError(f"source.deleted_when.item {marker.item!r} is not a data item")
+        if self.source.delivery == "full" and self.source.partial_updates:
+            raise ValueError("a full delivery carries every item: it cannot take partial updates")
         self._check_verification(names)
+        self._check_rules()
         return self
+
+    def _check_rules(self) -> None:
+        """Rules named in ``rules:`` exist in the library and their parameters fit."""
+        if not any(item.rules for item in self.items):
+            return
+        # The library compiles contracts, so it imports this module; import it only now.
+        from catalog.ingest.rules import rule_ref_faults
+
+        faults = rule_ref_faults(self)
+        if faults:
+            raise ValueError("; ".join(faults))
 
     def _check_verification(self, names: list[str]) -> None:
         if self.verification and "verification" not in self.catalog.sharing.method:
@@ -305,6 +411,18 @@ def load_contracts(folder: Path) -> dict[str, Contract]:
                     f"is already offered by {services[service.service]}"
                 )
             services[service.service] = name
+        for ref in contract.references:
+            target = contracts.get(ref.dataset)
+            missing = [i for i in ref.target_items if target and i not in target.item_names]
+            if target is None or missing:
+                what = (
+                    f"unknown dataset {ref.dataset!r}"
+                    if target is None
+                    else (f"{ref.dataset} has no item {missing[0]!r}")
+                )
+                raise ContractError(
+                    f"{folder / (name + '.yaml')}: at references.{ref.name}: {what}"
+                )
         for related in contract.catalog.related:
             if related not in contracts:
                 raise ContractError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +63,33 @@ class Settings(BaseSettings):
     owner-only on first use). Empty: ``<home>/secrets/pseudonym.key``. Keep it out of the
     lake and back it up: without it, pseudonyms handed out before can no longer be matched."""
     timezone: str = "Asia/Shanghai"
-    """Local time zone of the office: working days, "valid today" and deadlines use it."""
+    """Local time zone of the office: working days, "valid today", deadlines and the "today"
+    of date rules (``not_in_future``, fixed once per ingest run) use it."""
+
+    freshness_grace_ratio: float = Field(0.25, ge=0, le=10)
+    """A dataset is stale once its latest version is older than its update cycle plus this
+    share of the cycle (0.25: a daily dataset after 30 hours)."""
+    quarantine_warn_rate: float = Field(0.01, ge=0, le=1)
+    """A published delivery quarantining more than this share of its rows notifies the
+    office and the providing department (its contract's threshold still decides rejection)."""
+    webhook_url: str = ""
+    """Where notifications are POSTed as JSON (empty: stored and listed only)."""
+    webhook_attempts: int = Field(5, ge=1, le=20)
+    """Attempts per notification before the webhook delivery is given up (and kept failed)."""
+    webhook_backoff_seconds: float = Field(1.0, ge=0, le=3600)
+    """Wait before the second attempt; doubled before each further one."""
+    webhook_timeout_seconds: float = Field(5.0, gt=0, le=300)
+    """Seconds one webhook attempt may take."""
+    score_weights: dict[str, float] = {
+        "completeness": 0.2,
+        "validity": 0.2,
+        "uniqueness": 0.1,
+        "consistency": 0.1,
+        "timeliness": 0.2,
+        "use": 0.2,
+    }
+    """Weights of the department score (JSON in the environment); a measure without data in
+    a month is left out and the others' weights rescaled. Shown with every score."""
 
     @cached_property
     def lake_catalog_uri(self) -> str:

@@ -24,6 +24,7 @@ from catalog.settings import REPO_ROOT, Settings
 from catalog.sharing.audit import AuditUnavailable
 from catalog.store.lake import Lake
 from govshare.access_cli import admin_app, audit_app
+from govshare.quality_cli import register as register_quality
 
 app = typer.Typer(
     help="govshare: the data-sharing platform of a government information office.",
@@ -99,7 +100,8 @@ def status() -> None:
         latest = latest_versions(con)
         runs = recent_runs(con, limit=10)
     table = Table(title="Datasets")
-    for column in ("dataset", "name", "sharing", "version", "rows", "published at", "failure rate"):
+    columns = ("dataset", "name", "sharing", "version", "rows", "published at", "quarantine rate")
+    for column in columns:
         table.add_column(column)
     for name, contract in contracts.items():
         v = latest.get(name)
@@ -107,18 +109,25 @@ def status() -> None:
             name, contract.catalog.name, contract.catalog.sharing.type,
             str(v.version) if v else "-", f"{v.row_count:,}" if v else "-",
             v.published_at.strftime("%Y-%m-%d %H:%M:%S") if v else "-",
-            f"{v.quality['failure_rate']:.2%}" if v else "-",
+            f"{_quarantine_rate(v.quality):.2%}" if v else "-",
         )  # fmt: skip
     console.print(table)
     runs_table = Table(title="Last runs")
-    for column in ("finished", "dataset", "status", "read", "quarantined", "version", "message"):
-        runs_table.add_column(column)
+    for column in ("finished", "dataset", "status", "read", "quarantined", "version", "run"):
+        runs_table.add_column(column, no_wrap=column != "run", overflow="fold")
+    # The reason whole, wrapped by rich (it names the file, row and column at fault).
+    runs_table.add_column("message", ratio=1, overflow="fold")
     for r in runs:
         runs_table.add_row(
             r.finished_at.strftime("%Y-%m-%d %H:%M:%S"), r.dataset, r.status, f"{r.rows_read:,}",
-            f"{r.rows_quarantined:,}", str(r.version or "-"), r.message[:80],
+            f"{r.rows_quarantined:,}", str(r.version or "-"), r.run_id, r.message,
         )  # fmt: skip
     console.print(runs_table)
+
+
+def _quarantine_rate(quality: dict) -> float:
+    """The share of a delivery's rows quarantined (recorded as ``failure_rate`` before)."""
+    return quality.get("quarantine_rate", quality["failure_rate"])
 
 
 @app.command()
@@ -190,6 +199,8 @@ def _ingest_samples_with_dagster(settings: Settings, contracts: dict) -> None:
             f"[{colour}]{run.dataset}: {run.status}[/{colour}]  read {run.rows_read:,}  "
             f"quarantined {run.rows_quarantined:,}  version {run.version or '-'}"
         )
+        if run.status != "published":
+            console.print(f"  {run.message}", highlight=False)
 
 
 def _start(command: list[str], settings: Settings) -> subprocess.Popen:
@@ -233,13 +244,9 @@ def serve(
     ]  # fmt: skip
     console.print(f"API:        http://{settings.api_host}:{settings.api_port}/docs")
     if dagster:
-        processes.append(
-            _start(
-                [sys.executable, "-m", "dagster", "dev", "-m", "pipelines.definitions",
-                 "-h", settings.api_host, "-p", str(settings.dagster_port)],
-                settings,
-            )
-        )  # fmt: skip
+        from pipelines.instance import dagster_dev_command
+
+        processes.append(_start(dagster_dev_command(settings), settings))
         console.print(f"Dagster UI: http://{settings.api_host}:{settings.dagster_port}")
     console.print("Press Ctrl-C to stop.")
     # Stop cleanly on Ctrl-C and on SIGTERM (service managers), even where the shell that
@@ -256,30 +263,48 @@ def serve(
             _stop(p)
 
 
-def _seed_identities(settings: Settings, contracts: dict) -> None:
-    from govshare.demo_access import seed
+def _seed_identities(settings: Settings, contracts: dict, *, serving: bool) -> None:
+    from govshare.demo_access import TOKENS_FILE, seed
 
     users = seed(settings, contracts)
-    console.print(f"Demo users and their tokens (also in {settings.home / 'demo-tokens.txt'}):")
+    listing = settings.home / TOKENS_FILE
+    reused = all(u.reused for u in users)
+    state = "kept from the last demo run" if reused else "issued now"
+    console.print(f"Demo users and their tokens ({state}; also in {listing}):")
     for u in users:
         console.print(f"  {u.username:<24} {u.role:<9} {u.token}", highlight=False, soft_wrap=True)
-    console.print(
-        "Try: curl -H 'Authorization: Bearer <civil_consumer token>' "
-        f"http://{settings.api_host}:{settings.api_port}/datasets/population/rows?limit=3"
-    )
+    consumer = next((u.token for u in users if u.username == "civil_consumer"), None)
+    url = f"http://{settings.api_host}:{settings.api_port}"
+    if not serving:
+        console.print(
+            "The API is not running (--no-serve). Start it with `govshare serve` "
+            "(`govshare serve --dagster` adds the Dagster UI and the landing sensors), "
+            f"then call {url}/docs with one of the tokens above.",
+            highlight=False,
+        )
+        return
+    if consumer:
+        console.print(
+            f"Try: curl -H 'Authorization: Bearer {consumer}' "
+            f"'{url}/datasets/population/rows?limit=3'",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command()
 def demo(
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Ingest only, then exit")] = False,
 ) -> None:
-    """Ingest the sample drops of all five departments, then serve the API and Dagster UI."""
+    """Ingest the sample drops of all five departments, then serve the API and Dagster UI.
+    Re-running it keeps the demo users and their tokens (new ones only where one no longer
+    works)."""
     settings = _settings()
     contracts = _contracts(settings)
     console.print(f"runtime folder: {settings.home}")
     Lake(settings).initialise()
     _ingest_samples_with_dagster(settings, contracts)
-    _seed_identities(settings, contracts)
+    _seed_identities(settings, contracts, serving=not no_serve)
     if not no_serve:
         console.print(
             f"Drop more files into {settings.folder('landing')}/<dataset>/ and the "
@@ -299,6 +324,8 @@ def contracts() -> None:
             f"{contract.catalog.sharing.type}"
         )
 
+
+register_quality(app)  # after the commands above, so that help lists them first
 
 if __name__ == "__main__":
     app()

@@ -3,11 +3,12 @@ with a consumer and an analyst, and one request walked through both reviews, so 
 user of ``./run demo`` can call every kind of endpoint at once.
 
 The demo plays every part of the duty model (docs/access.md) itself: the machine operator
-registers each user (or resets them on a later run, which revokes their earlier tokens),
-confirms them (flagged, as the operator always is) and hands their activation code to them,
-and each user exchanges it for their token. Tokens are new on every demo run and are written
-to ``<home>/demo-tokens.txt``, readable by the owner only. The department codes are
-synthetic but valid USCCs.
+registers each user, confirms them (flagged, as the operator always is) and hands their
+activation code to them, and each user exchanges it for their token. The tokens are written
+to ``<home>/demo-tokens.txt``, readable by the owner only. Running the demo again changes
+nothing: a user whose token in that file still works keeps it; only one whose token no
+longer works (revoked, expired, the file gone) is reset, which revokes their earlier tokens,
+and gets a new one. The department codes are synthetic but valid USCCs.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from catalog.contracts import Contract
 from catalog.settings import Settings
 from catalog.sharing.access import FilterClause
 from catalog.sharing.identity import (
+    AuthenticationError,
     activate,
+    authenticate,
     confirm_user,
     ensure_department,
     is_confirmed,
@@ -39,6 +42,7 @@ OPERATOR = "cli:demo"
 OFFICE = ("11330100002483888A", "市大数据发展管理局（信息办）")
 CONSUMER = ("11330100002484777P", "市民政局")
 DEMO_LABEL = "demo"
+TOKENS_FILE = "demo-tokens.txt"
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,29 @@ class DemoUser:
     role: str
     department: str
     token: str
+    reused: bool = False
+    """The token of the previous demo run, still valid: nothing was issued."""
+
+
+def _still_works(session: Session, username: str, token: str | None, now: datetime) -> bool:
+    if not token:
+        return False
+    try:
+        return authenticate(session, token, now).username == username
+    except AuthenticationError:
+        return False
+
+
+def _previous_tokens(path: Path) -> dict[str, str]:
+    """username → token, from the list the last demo run wrote (if any)."""
+    if not path.exists():
+        return {}
+    tokens = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        fields = line.split("\t")
+        if len(fields) == 4 and not line.startswith("#"):
+            tokens[fields[0]] = fields[3]
+    return tokens
 
 
 def _ready_user(
@@ -146,14 +173,20 @@ def seed(settings: Settings, contracts: dict[str, Contract]) -> list[DemoUser]:
     try:
         with store.transaction() as session:
             users = {}
+            previous = _previous_tokens(settings.home / TOKENS_FILE)
             for username, role, code, dept_name in _people(contracts):
                 ensure_department(session, code, dept_name, now)
+                token = previous.get(username)
+                if _still_works(session, username, token, now):
+                    users[username] = session.scalar(select(User).where(User.username == username))
+                    issued.append(DemoUser(username, role, code, token, reused=True))
+                    continue
                 users[username], plain = _ready_user(session, settings, username, code, role, now)
                 issued.append(DemoUser(username, role, code, plain))
             _walk_request(session, contracts, users, now, settings)
     finally:
         store.close()
-    _write_tokens(settings.home / "demo-tokens.txt", issued)
+    _write_tokens(settings.home / TOKENS_FILE, issued)
     return issued
 
 

@@ -15,6 +15,12 @@ from pipelines.ingest.assets import (
 )
 from pipelines.ingest.checks import build_quality_checks
 from pipelines.ingest.sensors import build_landing_sensor
+from pipelines.quality.checks import (
+    build_freshness_check,
+    build_reference_checks,
+    freshness_schedule,
+)
+from pipelines.quality.sensors import notify_run_failure, quality_sweep
 from pipelines.resources import PlatformResource
 
 
@@ -33,17 +39,23 @@ def build_definitions(contracts: dict[str, Contract], home: str | None = None) -
     assets: list[dg.AssetsDefinition] = []
     checks: list[dg.AssetChecksDefinition] = []
     jobs = []
-    sensors: list[dg.SensorDefinition] = []
+    sensors: list[dg.SensorDefinition] = [notify_run_failure, quality_sweep]
+    freshness_checks: list[dg.AssetChecksDefinition] = []
     for contract in contracts.values():
         assets += [build_staging_asset(contract), build_publish_asset(contract)]
         checks.append(build_quality_checks(contract))
+        freshness_checks.append(build_freshness_check(contract))
+        references = build_reference_checks(contract)
+        if references is not None:
+            checks.append(references)
         job = ingest_job(contract)
         jobs.append(job)
         sensors.append(build_landing_sensor(contract, job.name))
     return dg.Definitions(
         assets=assets,
-        asset_checks=checks,
+        asset_checks=checks + freshness_checks,
         jobs=jobs,
+        schedules=[freshness_schedule(freshness_checks)],
         sensors=sensors,
         resources={"platform": PlatformResource(home=home)},
         # Steps are short; spawning a process per step costs 2-3 s each.

@@ -49,6 +49,23 @@ def _broken(tmp_path: Path, edit) -> Path:
         (lambda c: c["items"][2]["agrees_with"].update(field="ghost"), "(top level)", "ghost"),
         (lambda c: c["quality"].update(max_failure_rate=2), "quality.max_failure_rate", ""),
         (lambda c: c.update(surprise=1), "surprise", "Extra inputs"),
+        # Rules named from the library (docs/rules.md).
+        (lambda c: c["items"][3].update(rules=["never_heard"]), "(top level)",
+         "data item 'birth_date', rule 'never_heard': no such rule"),
+        (lambda c: c["items"][3].update(rules=["required"]), "(top level)",
+         "applied by the item's metadata (`required: true`) only"),
+        (lambda c: c["items"][1].update(rules=["not_in_future"]), "(top level)",
+         "rule 'not_in_future': applies to date/timestamp items only"),
+        (lambda c: c["items"][5].update(rules=[{"region_parent": {}}]), "(top level)",
+         "params code: Field required"),
+        (lambda c: c["items"][5].update(rules=[{"region_parent": {"code": "ghost"}}]),
+         "(top level)", "unknown item 'ghost'"),
+        (lambda c: c["items"][3].update(rules=[{"not_before": {"item": "name"}}]),
+         "(top level)", "item 'name' is not a date/timestamp item"),
+        (lambda c: c["items"][3].update(rules=[{"not_in_future": {"days": 1}}]),
+         "(top level)", "params days: Extra inputs"),
+        (lambda c: c["items"][1].update(legacy_15_digit=True), "items.1",
+         "legacy_15_digit needs format resident_id or subject_id"),
     ],
 )  # fmt: skip
 def test_broken_contract_names_file_path_and_fault(tmp_path, edit, where, what):
@@ -75,13 +92,43 @@ def test_dataset_name_must_match_file_name(tmp_path):
 
 
 def test_duplicate_resource_codes_are_refused(tmp_path):
-    for name in ("population", "legal_persons"):
-        text = (REPO_ROOT / "schemas" / f"{name}.yaml").read_text(encoding="utf-8")
-        (tmp_path / f"{name}.yaml").write_text(
-            text.replace("A02/330100-SC-00001", "A01/330100-GA-00001").replace(
-                "related: [population, geography]", "related: [population]"
-            ),
-            encoding="utf-8",
+    for path in (REPO_ROOT / "schemas").glob("*.yaml"):
+        text = path.read_text(encoding="utf-8")
+        (tmp_path / path.name).write_text(
+            text.replace("A02/330100-SC-00001", "A01/330100-GA-00001"), encoding="utf-8"
         )
     with pytest.raises(ContractError, match="already used by"):
         load_contracts(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        [{"not_before": {"item": "birth_date"}}],
+        [{"rule": "not_before", "params": {"item": "birth_date"}}],
+    ],
+)
+def test_a_named_rule_in_short_or_full_form(tmp_path, written):
+    def edit(raw):
+        raw["items"].append(
+            {"name": "registered_on", "label": "登记日期", "type": "date",
+             "description": "Registration.", "rules": ["not_in_future", *written]}
+        )  # fmt: skip
+
+    item = load_contract(_broken(tmp_path, edit)).item("registered_on")
+    assert [(r.rule, r.params) for r in item.rules] == [
+        ("not_in_future", {}),
+        ("not_before", {"item": "birth_date"}),
+    ]
+
+
+def test_fifteen_digit_numbers_are_a_flag_of_the_identity_item(tmp_path):
+    contract = load_contract(
+        _broken(tmp_path, lambda c: c["items"][0].update(legacy_15_digit=True))
+    )
+    assert contract.item("id_number").legacy_15_digit
+    assert (
+        not load_contract(REPO_ROOT / "schemas" / "population.yaml")
+        .item("id_number")
+        .legacy_15_digit
+    )

@@ -7,10 +7,18 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query
 
 from api.deps import ContractDep, CursorDep, StateDep
-from api.models import CatalogEntry, CatalogSummary, DataItemPublic, VersionPublic
+from api.models import (
+    CatalogEntry,
+    CatalogSummary,
+    DataItemPublic,
+    FreshnessState,
+    VersionPublic,
+)
 from api.params import PathId, QueryText
+from api.state import AppState
 from catalog.contracts import Contract
-from catalog.store.versions import get_version, latest_versions, list_versions
+from catalog.quality.freshness import Freshness, freshness
+from catalog.store.versions import Version, get_version, latest_versions, list_versions
 from catalog.text import Line
 
 router = APIRouter(prefix="/catalog", tags=["catalog"])
@@ -31,6 +39,10 @@ def _matches_text(contract: Contract, q: str) -> bool:
         ]
     ).lower()
     return all(word in haystack for word in q.lower().split())
+
+
+def _freshness(state: AppState, contract: Contract, latest: Version | None) -> Freshness:
+    return freshness(contract, latest, state.now(), state.settings.freshness_grace_ratio)
 
 
 @router.get("", response_model=list[CatalogSummary], summary="List catalog entries")
@@ -59,12 +71,15 @@ def list_catalog(
             or (update_cycle and meta.update_cycle != update_cycle)
         ):
             continue
-        entries.append(CatalogSummary.of(contract, latest.get(contract.dataset)))
+        version = latest.get(contract.dataset)
+        entries.append(CatalogSummary.of(contract, version, _freshness(state, contract, version)))
     return entries
 
 
 @router.get("/{dataset}", response_model=CatalogEntry, summary="One catalog entry")
-def get_entry(contract: ContractDep, cursor: CursorDep) -> CatalogEntry:
+def get_entry(contract: ContractDep, state: StateDep, cursor: CursorDep) -> CatalogEntry:
+    versions = list_versions(cursor, contract.dataset)
+    latest = versions[0] if versions else None
     return CatalogEntry(
         dataset=contract.dataset,
         title=contract.title,
@@ -72,7 +87,8 @@ def get_entry(contract: ContractDep, cursor: CursorDep) -> CatalogEntry:
         key=contract.key,
         items=[DataItemPublic.of(item) for item in contract.items],
         verification=contract.verification,
-        versions=[VersionPublic.of(v) for v in list_versions(cursor, contract.dataset)],
+        versions=[VersionPublic.of(v) for v in versions],
+        freshness=FreshnessState.of(_freshness(state, contract, latest)),
     )
 
 

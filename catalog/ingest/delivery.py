@@ -3,8 +3,9 @@
 The CLI calls :func:`run_ingest` directly; the Dagster assets call the same steps one by one
 (:func:`catalog.ingest.staging.stage`, :func:`validate_staged`,
 :func:`catalog.ingest.publish.publish`) and :func:`finish_run` at the end. Handed-over files
-are filed afterwards: ``archive/<dataset>/<run>/`` when used, ``rejected/<dataset>/<run>/``
-with a ``.reason.txt`` when refused.
+are filed afterwards: ``archive/<dataset>/<run>/`` when used (with a ``note.txt`` when the
+delivery was an identical re-delivery of files already published), ``rejected/<dataset>/<run>/``
+with a ``reason.txt`` when refused.
 
 Every run ends recorded twice: a run record in the lake (kept in ``lake/pending-runs/``
 until the next write when the lake is busy) and an ``ingest`` entry in the hash-chained
@@ -24,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from catalog.contracts import Contract
+from catalog.contracts import Contract, load_contracts
 from catalog.ingest.publish import PublishResult, publish
 from catalog.ingest.readers import IngestError
 from catalog.ingest.staging import (
@@ -36,12 +37,14 @@ from catalog.ingest.staging import (
     stage,
 )
 from catalog.ingest.validation import QualitySummary, evaluate
+from catalog.quality.notifications import Event, notify_all
+from catalog.quality.references import check_latest as check_references
 from catalog.settings import Settings
 from catalog.sharing.audit import AuditEvent, record
 from catalog.sharing.principal import local_operator
 from catalog.state.db import StateStore
 from catalog.store.lake import Lake, LakeBusy
-from catalog.store.versions import RunRecord, Version, insert_run, published_checksums, run_exists
+from catalog.store.versions import RunRecord, Version, checksum_versions, insert_run, run_exists
 
 Status = Literal["published", "unchanged", "rejected", "failed"]
 Handover = Literal["move", "copy"]
@@ -69,11 +72,32 @@ def new_run_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
-def already_published(lake: Lake, contract: Contract, files: list[SourceFile]) -> bool:
-    """True when every file of the delivery was already part of a published version."""
+def already_published(
+    lake: Lake, contract: Contract, files: list[SourceFile]
+) -> dict[str, Version] | None:
+    """When every file of the delivery is, by content (SHA-256), a source file of a published
+    version: each file's checksum and the newest such version; otherwise None."""
     with lake.reader() as con:
-        known = published_checksums(con, contract.dataset)
-    return bool(files) and all(f.sha256 in known for f in files)
+        known = checksum_versions(con, contract.dataset)
+    if not files or any(f.sha256 not in known for f in files):
+        return None
+    return {f.sha256: known[f.sha256] for f in files}
+
+
+def redelivery_message(
+    dataset: str, run_id: str, files: list[SourceFile], found: dict[str, Version]
+) -> str:
+    """What an identical re-delivery is reported as: which version holds each file already."""
+    parts = []
+    for f in files:
+        version = found[f.sha256]
+        source = next(s["name"] for s in version.source_files if s["sha256"] == f.sha256)
+        same = f"{f.name}" if source == f.name else f"{f.name} (same content as {source})"
+        parts.append(f"{same} already published in version {version.version}")
+    return (
+        f"identical re-delivery, nothing new to publish: {'; '.join(parts)}; "
+        f"filed to archive/{dataset}/{run_id}/"
+    )
 
 
 def validate_staged(contract: Contract, settings: Settings, run_id: str) -> QualitySummary:
@@ -86,9 +110,10 @@ def validate_staged(contract: Contract, settings: Settings, run_id: str) -> Qual
 
 def file_delivery(
     settings: Settings, dataset: str, run_id: str, paths: list[Path], *, rejected: bool,
-    reason: str = "", handover: Handover = "move",
+    reason: str = "", handover: Handover = "move", note: str = "",
 ) -> Path:  # fmt: skip
-    """Move (or copy) the handed-over files to archive or rejected, with the reason."""
+    """Move (or copy) the handed-over files to archive or rejected, with the reason (or, in
+    the archive, a note)."""
     target = settings.folder("rejected" if rejected else "archive", dataset) / run_id
     target.mkdir(parents=True, exist_ok=True)
     for path in paths:
@@ -102,6 +127,8 @@ def file_delivery(
         (target / path.name).chmod(0o600)
     if rejected:
         (target / "reason.txt").write_text(reason + "\n", encoding="utf-8")
+    elif note:
+        (target / "note.txt").write_text(note + "\n", encoding="utf-8")
     return target
 
 
@@ -199,9 +226,10 @@ def finish_run(
     """File the delivery, remove the run's staging, record the run in the lake and in the
     audit log (``store``: the platform state; opened for the call when absent)."""
     rejected = outcome.status in ("rejected", "failed")
+    note = outcome.message if outcome.status == "unchanged" else ""
     file_delivery(
         lake.settings, outcome.dataset, outcome.run_id, paths,
-        rejected=rejected, reason=outcome.message, handover=handover,
+        rejected=rejected, reason=outcome.message, handover=handover, note=note,
     )  # fmt: skip
     remove_staging(lake.settings, outcome.dataset, outcome.run_id)
     busy = outcome.status == "failed" and outcome.message.startswith(LakeBusy.PREFIX)
@@ -210,10 +238,53 @@ def finish_run(
     store = store or StateStore(lake.settings)
     try:
         audit_run(store, outcome, operator or local_operator())
+        notify_all(store, lake.settings, delivery_events(lake.settings, outcome), datetime.now(UTC))
     finally:
         if owned:
             store.close()
     return outcome
+
+
+def delivery_events(settings: Settings, outcome: IngestOutcome) -> list[Event]:
+    """What a finished run notifies: a refused or failed delivery, or an accepted one (new
+    version or nothing new) that quarantined more than ``quarantine_warn_rate`` of its rows.
+    Keyed by the run, so the run-failure sensor seeing the same run adds nothing."""
+    contract = load_contracts(settings.schemas_dir).get(outcome.dataset)
+    provider = contract.catalog.provider.code if contract else None
+    detail = {
+        "run_id": outcome.run_id,
+        "rows_read": outcome.rows_read,
+        "rows_quarantined": outcome.rows_quarantined,
+        "files": [f.name for f in outcome.files],
+    }
+    if outcome.status in ("rejected", "failed"):
+        kind = "delivery_rejected" if outcome.status == "rejected" else "run_failed"
+        subject = f"{outcome.dataset}: delivery {outcome.status} (run {outcome.run_id}): "
+        return [
+            Event(kind, "error", subject + outcome.message[:500], f"run:{outcome.run_id}",
+                  outcome.dataset, provider, {**detail, "message": outcome.message[:500]})
+        ]  # fmt: skip
+    read = outcome.rows_read
+    if (
+        outcome.status in ("published", "unchanged")
+        and read
+        and outcome.rows_quarantined / read > settings.quarantine_warn_rate
+    ):
+        rate = outcome.rows_quarantined / read
+        what = (
+            f"version {outcome.version.version} published"
+            if outcome.version
+            else "delivery changed nothing"
+        )
+        subject = (
+            f"{outcome.dataset}: {what}; {outcome.rows_quarantined} of {read} rows "
+            f"quarantined ({rate:.1%} > {settings.quarantine_warn_rate:.1%})"
+        )
+        return [
+            Event("quarantine_rate", "warning", subject, f"quarantine:{outcome.run_id}",
+                  outcome.dataset, provider, {**detail, "rate": round(rate, 4)})
+        ]  # fmt: skip
+    return []
 
 
 def apply_publish(
@@ -227,12 +298,15 @@ def apply_publish(
     outcome.rows_stale = result.rows_stale
     outcome.stale_keys = result.stale_keys
     outcome.version = result.version
-    outcome.status = "published" if result.version else "rejected"
-    outcome.message = (
-        f"published version {result.version.version}"
-        if result.version
-        else rejection_message(quality)
-    )
+    outcome.status = result.status
+    if result.version:
+        outcome.message = f"published version {result.version.version}"
+        if result.rows_deleted:
+            outcome.message += f"; {result.rows_deleted} row(s) deleted"
+    elif result.status == "unchanged":
+        outcome.message = "the same rows as the published version; nothing new published"
+    else:
+        outcome.message = result.message or rejection_message(quality)
     if result.rows_stale:
         outcome.message += (
             f"; {result.rows_stale} stale row(s) not applied, older than the published "
@@ -251,11 +325,14 @@ def skip_if_unchanged(
     store: StateStore | None = None,
     operator: str | None = None,
 ) -> bool:
-    """File away a delivery whose files were all published before; True if it was one."""
-    if not already_published(lake, contract, outcome.files):
+    """Report a delivery whose every file has the content of a file already published: it is
+    filed to the archive with a note, recorded (status ``unchanged``) in the lake and the
+    audit log, and True is returned. Identified by checksum, never by name or file time."""
+    found = already_published(lake, contract, outcome.files)
+    if found is None:
         return False
     outcome.status = "unchanged"
-    outcome.message = "identical to files already published; nothing new"
+    outcome.message = redelivery_message(contract.dataset, outcome.run_id, outcome.files, found)
     finish_run(lake, outcome, paths, handover, store=store, operator=operator)
     return True
 
@@ -264,8 +341,8 @@ def rejection_message(quality: QualitySummary) -> str:
     worst = sorted(quality.rules.items(), key=lambda kv: -kv[1])[:3]
     rules = ", ".join(f"{name}: {count}" for name, count in worst if count)
     return (
-        f"{quality.rows_failed} of {quality.rows_read} rows failed "
-        f"({quality.failure_rate:.1%} > threshold {quality.max_failure_rate:.1%}); "
+        f"{quality.rows_failed} of {quality.rows_read} rows failed their rules: quarantine rate "
+        f"{quality.failure_rate:.1%} over the threshold of {quality.max_failure_rate:.1%}; "
         f"nothing published ({rules})"
     )
 
@@ -302,6 +379,9 @@ def run_ingest(
         quality = validate_staged(contract, lake.settings, run_id)
         step("publish")
         apply_publish(outcome, publish(lake, contract, quality, report.files, run_id), quality)
+        if outcome.version is not None:
+            step("references")
+            check_references(lake, contract)
     except (IngestError, LakeBusy) as exc:
         outcome.status = "failed"
         outcome.message = str(exc)

@@ -13,7 +13,7 @@ Mapping of rules to expectations:
   the second and later ones). Nulls never make duplicates: the single-column form ignores
   them; in the compound form a key with any null is never a duplicate, and rows whose key
   columns are all null count as missing.
-* every other kind (including the compiler's ``duplicate``, which fails all but one row of a
+* every other kind (including the compiler's ``unique_key``, which fails all but one row of a
   key) -> ``UnexpectedRowsExpectation`` with ``SELECT * FROM {batch} WHERE <failing_sql>``.
   ``failing_sql`` may read other tables of the same file
   (``region_code NOT IN (SELECT code FROM ref_regions)``); unqualified names resolve in the

@@ -26,6 +26,8 @@ from catalog.contracts import Contract
 from catalog.ingest.rules import SQL_TYPES, typed_sql
 from catalog.ingest.staging import FILES_TABLE, STAGING_TABLE, SourceFile, staging_path
 from catalog.ingest.validation import VERDICTS_TABLE, QualitySummary, reasons_relation
+from catalog.quality.quarantine import RESOLUTION_COLUMNS, add_resolution_columns, resolve_sql
+from catalog.quality.references import applies_sql, match_sql
 from catalog.sharing.masking import mask_sql
 from catalog.sql import quote_ident, sql_literal
 from catalog.store.lake import LAKE, Lake, published_table, quarantine_table
@@ -39,16 +41,20 @@ QUARANTINE_COLUMNS = {
     "_reasons": "VARCHAR",
     "_run_id": "VARCHAR",
     "_quarantined_at": "TIMESTAMP WITH TIME ZONE",
+    **RESOLUTION_COLUMNS,
 }
 STALE_RULE = "stale"
 STALE_SAMPLE = 10  # masked keys of stale rows kept in a run's result
 _STALE = "stale_rows"  # temporary tables of the publishing connection
 _PRIOR = "prior_rows"
+_ABSENT = "absent_keys"
+_UNRESOLVED = "unresolved_rows"  # rows a blocking reference finds no target for
+_EXCLUDED = "excluded_rows"  # stale and unresolved rows: quarantined, not applied
 
 
 @dataclass(frozen=True)
 class PublishResult:
-    status: str  # published | rejected
+    status: str  # published | rejected | unchanged
     version: Version | None
     rows_published: int
     rows_quarantined: int
@@ -56,6 +62,10 @@ class PublishResult:
     rows_stale: int = 0
     stale_keys: tuple[str, ...] = ()
     """A few keys of stale rows, masked as the key item's mask says."""
+    rows_deleted: int = 0
+    """Published rows the delivery deleted (deletion markers; keys absent from a full one)."""
+    message: str = ""
+    """Why nothing was published, when the reason is not the quality threshold."""
 
 
 def schema_hash(contract: Contract) -> str:
@@ -74,6 +84,7 @@ def _ensure_tables(con: duckdb.DuckDBPyConnection, contract: Contract) -> None:
     con.execute(
         f"CREATE TABLE IF NOT EXISTS {quarantine_table(contract.dataset)} ({text_items}, {extra})"
     )
+    add_resolution_columns(con, contract.dataset)
 
 
 def _quarantine(
@@ -82,7 +93,7 @@ def _quarantine(
     items = ", ".join(f"s.{quote_ident(i.name)}" for i in contract.items)
     con.execute(
         f"INSERT INTO {quarantine_table(contract.dataset)} "
-        f"SELECT {items}, s._file, s._row, v._rules, r._reasons, ?, ? "
+        f"SELECT {items}, s._file, s._row, v._rules, r._reasons, ?, ?, NULL, NULL, NULL "
         f"FROM stg.{STAGING_TABLE} s JOIN stg.{VERDICTS_TABLE} v USING (_rid) "
         f"JOIN {reasons_relation('stg')} r USING (_rid)",
         [run_id, now],
@@ -90,10 +101,10 @@ def _quarantine(
     return int(con.execute(f"SELECT count(*) FROM stg.{VERDICTS_TABLE}").fetchone()[0])
 
 
-def _passing(stale: bool) -> str:
+def _passing(excluded: bool) -> str:
     """The rows to apply: staged, passing every rule, and (when any) not stale."""
     rows = f"stg.{STAGING_TABLE} s ANTI JOIN stg.{VERDICTS_TABLE} v USING (_rid)"
-    return f"{rows} ANTI JOIN {_STALE} x USING (_rid)" if stale else rows
+    return f"{rows} ANTI JOIN {_EXCLUDED} x USING (_rid)" if excluded else rows
 
 
 def _key_match(contract: Contract, staged: str, published: str) -> str:
@@ -130,7 +141,8 @@ def _quarantine_stale(
     )
     con.execute(
         f"INSERT INTO {quarantine_table(contract.dataset)} "
-        f"SELECT {items}, s._file, s._row, [{sql_literal(STALE_RULE)}], {reason}, ?, ? "
+        f"SELECT {items}, s._file, s._row, [{sql_literal(STALE_RULE)}], {reason}, ?, ?, "
+        f"NULL, NULL, NULL "
         f"FROM stg.{STAGING_TABLE} s JOIN {_STALE} x USING (_rid)",
         [run_id, now],
     )
@@ -192,6 +204,7 @@ def _upsert(
             value = f"CASE WHEN {carried} THEN {value} ELSE o.{quote_ident(item.name)} END"
         values.append(f"{value} AS {quote_ident(item.name)}")
     source = passing
+    marker = _marker_sql(contract, "s")
     if prior:
         source = (
             f"{passing} JOIN stg.{FILES_TABLE} f USING (_file_seq) "
@@ -199,7 +212,66 @@ def _upsert(
         )
     con.execute(
         f"INSERT INTO {table} "
-        f"SELECT {', '.join(values)}, s._file, s._row, {sql_literal(run_id)} FROM {source}"
+        f"SELECT {', '.join(values)}, s._file, s._row, {sql_literal(run_id)} FROM {source} "
+        f"WHERE NOT ({marker})"
+    )
+
+
+def _marker_sql(contract: Contract, alias: str) -> str:
+    """TRUE for a staged row that marks its key deleted (``source.deleted_when``)."""
+    marker = contract.source.deleted_when
+    if marker is None:
+        return "FALSE"
+    values = ", ".join(sql_literal(v) for v in marker.values)
+    return f"coalesce({alias}.{quote_ident(marker.item)} IN ({values}), FALSE)"
+
+
+def _typed_keys(contract: Contract, alias: str) -> str:
+    return ", ".join(
+        f"{typed_sql(contract.item(k), f'{alias}.{quote_ident(k)}')} AS {quote_ident(k)}"
+        for k in contract.key
+    )
+
+
+def _count_absent(con: duckdb.DuckDBPyConnection, contract: Contract) -> int:
+    """Published keys a full delivery does not carry at all (in no row, failing or not)."""
+    keys = ", ".join(quote_ident(k) for k in contract.key)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {_ABSENT} AS SELECT {keys} "
+        f"FROM {published_table(contract.dataset)} EXCEPT "
+        f"SELECT {_typed_keys(contract, 's')} FROM stg.{STAGING_TABLE} s"
+    )
+    return int(con.execute(f"SELECT count(*) FROM {_ABSENT}").fetchone()[0])
+
+
+def _count_marked(con: duckdb.DuckDBPyConnection, contract: Contract, stale: bool) -> int:
+    """Published rows whose key a passing deletion-marker row deletes."""
+    if contract.source.deleted_when is None:
+        return 0
+    keys = ", ".join(quote_ident(k) for k in contract.key)
+    return int(
+        con.execute(
+            f"SELECT count(*) FROM {published_table(contract.dataset)} p SEMI JOIN ("
+            f"SELECT {keys} FROM {_passing(stale)} WHERE {_marker_sql(contract, 's')}) s "
+            f"ON {_key_match(contract, 's', 'p')}"
+        ).fetchone()[0]
+    )
+
+
+def _count_changes(con: duckdb.DuckDBPyConnection, contract: Contract, stale: bool) -> int:
+    """Passing rows that are not already published exactly as they are (new keys and changed
+    values); 0 for a re-export of what is published, whatever its bytes."""
+    names = ", ".join(quote_ident(i.name) for i in contract.items)
+    typed = ", ".join(
+        f"{typed_sql(i, 's.' + quote_ident(i.name))} AS {quote_ident(i.name)}"
+        for i in contract.items
+    )
+    return int(
+        con.execute(
+            f"SELECT count(*) FROM (SELECT {typed} FROM {_passing(stale)} "
+            f"WHERE NOT ({_marker_sql(contract, 's')}) "
+            f"EXCEPT SELECT {names} FROM {published_table(contract.dataset)})"
+        ).fetchone()[0]
     )
 
 
@@ -233,10 +305,14 @@ def publish(
         finally:
             con.execute(f"DROP TABLE IF EXISTS {_STALE}")
             con.execute(f"DROP TABLE IF EXISTS {_PRIOR}")
+            for table in (_ABSENT, _UNRESOLVED, _EXCLUDED):
+                con.execute(f"DROP TABLE IF EXISTS {table}")
             con.execute("DETACH stg")
 
 
-def _new_version(con: duckdb.DuckDBPyConnection, delivery: Delivery) -> Version:
+def _new_version(
+    con: duckdb.DuckDBPyConnection, delivery: Delivery, *, rows_deleted: int = 0
+) -> Version:
     dataset = delivery.contract.dataset
     table = published_table(dataset)
     return Version(
@@ -245,7 +321,7 @@ def _new_version(con: duckdb.DuckDBPyConnection, delivery: Delivery) -> Version:
         snapshot_id=next_snapshot_id(con),
         row_count=int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]),
         schema_hash=schema_hash(delivery.contract),
-        quality=delivery.quality.as_dict(),
+        quality={**delivery.quality.as_dict(), "rows_deleted": rows_deleted},
         source_files=[s.public_dict() for s in delivery.sources],
         run_id=delivery.run_id,
         published_at=delivery.at,
@@ -263,19 +339,45 @@ def _publish_attached(con: duckdb.DuckDBPyConnection, delivery: Delivery) -> Pub
     if quality.publishable and has_rows and contract.source.updated_at is not None:
         rows_stale = _find_stale(con, contract)
     stale = rows_stale > 0
+    unresolved = _find_unresolved(con, contract) if quality.publishable else 0
+    excluded = _exclude(con, stale, unresolved > 0)
     prior = quality.publishable and has_rows and contract.source.partial_updates
     if prior:
-        _keep_prior(con, contract, stale)
+        _keep_prior(con, contract, excluded)
+    refusal, absent, marked, unchanged = "", 0, 0, False
+    if quality.publishable and has_rows:
+        absent = _count_absent(con, contract) if contract.source.delivery == "full" else 0
+        marked = _count_marked(con, contract, excluded)
+        refusal = _deletion_refusal(con, contract, absent)
+        changes = _count_changes(con, contract, excluded)
+        unchanged = not (prior or absent or marked or unresolved or changes)
     con.execute("BEGIN")
     try:
         quarantined = _quarantine(con, contract, delivery.run_id, delivery.at)
-        if not quality.publishable:
+        if not quality.publishable or refusal or unchanged:
             con.execute("COMMIT")
-            return PublishResult("rejected", None, 0, quarantined)
+            status = "unchanged" if unchanged and not refusal else "rejected"
+            return PublishResult(status, None, 0, quarantined, message=refusal)
         if stale:
             _quarantine_stale(con, contract, delivery.run_id, delivery.at)
-        _upsert(con, contract, delivery.run_id, has_rows=has_rows, stale=stale, prior=prior)
-        version = _new_version(con, delivery)
+        if unresolved:
+            _quarantine_unresolved(con, contract, delivery.run_id, delivery.at)
+        _upsert(con, contract, delivery.run_id, has_rows=has_rows, stale=excluded, prior=prior)
+        if absent:
+            keys = ", ".join(quote_ident(k) for k in contract.key)
+            con.execute(
+                f"DELETE FROM {published_table(contract.dataset)} "
+                f"WHERE ({keys}) IN (SELECT ({keys}) FROM {_ABSENT})"
+                if len(contract.key) > 1
+                else f"DELETE FROM {published_table(contract.dataset)} "
+                f"WHERE {keys} IN (SELECT {keys} FROM {_ABSENT})"
+            )
+        version = _new_version(con, delivery, rows_deleted=absent + marked)
+        keys = ", ".join(f"s.{quote_ident(k)}" for k in contract.key)
+        con.execute(
+            resolve_sql(contract, f"SELECT {keys} FROM {_passing(excluded)}"),
+            [delivery.run_id, version.version, delivery.at, delivery.run_id],
+        )
         insert_version(con, version)
         message = f"publish {contract.dataset} v{version.version}"
         info = json.dumps({"dataset": contract.dataset, "version": version.version})
@@ -287,10 +389,102 @@ def _publish_attached(con: duckdb.DuckDBPyConnection, delivery: Delivery) -> Pub
         con.execute("ROLLBACK")
         raise
     _check_snapshot(con, version)
-    published = quality.rows_read - quality.rows_failed - rows_stale
+    published = quality.rows_read - quality.rows_failed - rows_stale - unresolved
     stale_keys = _stale_keys(con, contract) if stale else ()
+    published -= _marker_rows(con, contract, excluded)
     return PublishResult(
-        "published", version, published, quarantined + rows_stale, rows_stale, stale_keys
+        "published",
+        version,
+        published,
+        quarantined + rows_stale + unresolved,
+        rows_stale,
+        stale_keys,
+        rows_deleted=absent + marked,
+    )
+
+
+def _find_unresolved(con: duckdb.DuckDBPyConnection, contract: Contract) -> int:
+    """Passing rows a blocking reference finds no row for in its target's published table
+    (temp table of _rid, rule, reason). A target never published is not checked."""
+    parts = []
+    for ref in contract.references:
+        if not ref.blocking or not _table_exists(con, ref.dataset):
+            continue
+        rule = sql_literal(f"reference.{ref.name}")
+        reason = sql_literal(f"{ref.description} (not found in {ref.dataset})")
+        parts.append(
+            f"SELECT s._rid, {rule} AS _rule, {reason} AS _reason FROM {_passing(False)} "
+            f"WHERE {applies_sql(ref, 's')} AND NOT EXISTS (SELECT 1 FROM "
+            f"{published_table(ref.dataset)} t WHERE {match_sql(ref, 's', 't')})"
+        )
+    if not parts:
+        return 0
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {_UNRESOLVED} AS "
+        f"SELECT _rid, list(_rule) AS _rules, string_agg(_reason, '; ') AS _reasons "
+        f"FROM ({' UNION ALL '.join(parts)}) GROUP BY _rid"
+    )
+    return int(con.execute(f"SELECT count(*) FROM {_UNRESOLVED}").fetchone()[0])
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, dataset: str) -> bool:
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? "
+            "AND schema_name = 'published' AND table_name = ?",
+            [LAKE, dataset],
+        ).fetchone()[0]
+    )
+
+
+def _exclude(con: duckdb.DuckDBPyConnection, stale: bool, unresolved: bool) -> bool:
+    """Gather the rows not to apply (stale, unresolved) into one temp table; True if any."""
+    sources = [f"SELECT _rid FROM {_STALE}"] if stale else []
+    sources += [f"SELECT _rid FROM {_UNRESOLVED}"] if unresolved else []
+    if not sources:
+        return False
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_EXCLUDED} AS {' UNION '.join(sources)}")
+    return True
+
+
+def _quarantine_unresolved(
+    con: duckdb.DuckDBPyConnection, contract: Contract, run_id: str, now: datetime
+) -> None:
+    items = ", ".join(f"s.{quote_ident(i.name)}" for i in contract.items)
+    con.execute(
+        f"INSERT INTO {quarantine_table(contract.dataset)} "
+        f"SELECT {items}, s._file, s._row, u._rules, u._reasons, ?, ?, NULL, NULL, NULL "
+        f"FROM stg.{STAGING_TABLE} s JOIN {_UNRESOLVED} u USING (_rid)",
+        [run_id, now],
+    )
+
+
+def _marker_rows(con: duckdb.DuckDBPyConnection, contract: Contract, stale: bool) -> int:
+    """Passing rows that were deletion markers (deleted their key, published nothing)."""
+    if contract.source.deleted_when is None:
+        return 0
+    return int(
+        con.execute(
+            f"SELECT count(*) FROM {_passing(stale)} WHERE {_marker_sql(contract, 's')}"
+        ).fetchone()[0]
+    )
+
+
+def _deletion_refusal(con: duckdb.DuckDBPyConnection, contract: Contract, absent: int) -> str:
+    """Why a full delivery deleting too much of the register is refused ('' when it is not)."""
+    if not absent:
+        return ""
+    total = int(
+        con.execute(f"SELECT count(*) FROM {published_table(contract.dataset)}").fetchone()[0]
+    )
+    limit = contract.source.max_deletion_rate
+    if absent / total <= limit:
+        return ""
+    return (
+        f"a full delivery would delete {absent} of {total} published rows "
+        f"({absent / total:.1%} > source.max_deletion_rate {limit:.1%}): refused as a "
+        "likely truncated export; nothing published. Send the whole dataset, or raise "
+        "max_deletion_rate in the contract if the register really shrank"
     )
 
 

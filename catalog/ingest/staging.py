@@ -15,6 +15,7 @@ import hashlib
 import shutil
 import uuid
 from dataclasses import asdict, dataclass
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -30,13 +31,16 @@ from catalog.ingest.readers import (
     find_undecodable_row,
     open_source,
 )
-from catalog.ingest.rules import REGIONS_TABLE, SUPERSEDED_TABLE, typed_sql
-from catalog.regions import regions
+from catalog.ingest.rules import (
+    STAGING_TABLE,
+    SUPERSEDED_TABLE,
+    office_today,
+    typed_sql,
+    write_reference_tables,
+)
 from catalog.settings import Settings
 from catalog.sql import quote_ident, sql_literal
 from catalog.store.lake import new_connection
-
-STAGING_TABLE = "staging"
 
 
 @dataclass(frozen=True)
@@ -231,21 +235,18 @@ def _write_superseded(con: duckdb.DuckDBPyConnection, contract: Contract) -> Non
     )
 
 
-def _write_reference_tables(con: duckdb.DuckDBPyConnection) -> None:
-    con.register("region_codes", pa.table({"code": sorted(regions())}))
-    con.execute(f"CREATE OR REPLACE TABLE {REGIONS_TABLE} AS SELECT code FROM region_codes")
-    con.unregister("region_codes")
-
-
 def stage(
     contract: Contract,
     files: list[Path],
     settings: Settings,
     described: list[SourceFile] | None = None,
     run_id: str | None = None,
+    today: date | None = None,
 ) -> StageReport:
     """Read and normalise a delivery of one or more files into the run's staging table.
     ``described``: the files' checksums if the caller has them already (hashing is a pass).
+    ``today``: the day date rules compare with (default: today in the office's time zone),
+    fixed here once for the whole run.
     The caller removes the staging file when the run ends (:func:`remove_staging`)."""
     if not files:
         raise ValueError("no files to stage")
@@ -276,7 +277,7 @@ def stage(
         empty = [files[i] for i in range(len(files)) if counts.get(i, 0) == 0]
         if empty:
             raise IngestError(empty[0], "the file has a header but no data rows", row=1)
-        _write_reference_tables(con)
+        write_reference_tables(con, today or office_today(settings.timezone))
     finally:
         con.close()
         shutil.rmtree(scratch, ignore_errors=True)

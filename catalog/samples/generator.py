@@ -350,6 +350,8 @@ class _Pool:
 
 @dataclass
 class _Context:
+    keys: dict[str, str] = field(default_factory=dict)
+    """The item each pooled register is referred to by (:func:`pool_keys`)."""
     people: _Pool = field(default_factory=lambda: _Pool("adult residents", PERSON_POOL))
     companies: _Pool = field(default_factory=lambda: _Pool("active legal persons", COMPANY_POOL))
 
@@ -514,7 +516,7 @@ def _collect_people(
     adult = batch["birth"] <= REFERENCE_DAY - np.timedelta64(365 * 20, "D")
     keep = np.flatnonzero(clean & adult & (cols["status"] == "正常"))
     rows = {
-        "id": cols["id_number"][keep],
+        "id": cols[ctx.keys["population"]][keep],
         "name": cols["name"][keep],
         "birth": batch["birth"][keep],
         "region": batch["home"][keep],
@@ -653,7 +655,7 @@ def _collect_companies(
     """Keep active entities of clean rows as licence holders and credit subjects."""
     keep = np.flatnonzero(clean & (cols["status"] == "存续"))
     rows = {
-        "id": cols["uscc"][keep],
+        "id": cols[ctx.keys["legal_persons"]][keep],
         "name": cols["name"][keep],
         "since": batch["established"][keep],
         "region": batch["region"][keep],
@@ -1121,12 +1123,31 @@ SPECS: dict[str, _Spec] = {
     ),
 }
 GEOGRAPHY_FILE = "geography.geojson"
-REFERS_TO = {
-    "legal_persons": ("population",),
-    "licences": ("population", "legal_persons"),
-    "credit_records": ("population", "legal_persons"),
-}
-"""Datasets whose clean rows another one draws its people and companies from."""
+POOLS = {"population": "people", "legal_persons": "companies"}
+"""Registers whose clean rows other datasets draw their people and companies from."""
+
+
+def refers_to(contracts: Mapping[str, Contract]) -> dict[str, tuple[str, ...]]:
+    """Which registers each dataset's records are drawn from: the targets of its contract's
+    declared references that keep a pool (the same declarations the reference checks use)."""
+    return {
+        name: tuple(sorted({r.dataset for r in c.references if r.dataset in POOLS}))
+        for name, c in contracts.items()
+    }
+
+
+def pool_keys(contracts: Mapping[str, Contract]) -> dict[str, str]:
+    """The item each pooled register is referred to by (population → id_number), from the
+    references that target it; one register must be referred to by one item only."""
+    keys: dict[str, set[str]] = {}
+    for contract in contracts.values():
+        for ref in contract.references:
+            if ref.dataset in POOLS:
+                keys.setdefault(ref.dataset, set()).add(ref.target_items[0])
+    for dataset, items in keys.items():
+        if len(items) > 1:
+            raise ValueError(f"{dataset} is referred to by several items: {sorted(items)}")
+    return {dataset: next(iter(items)) for dataset, items in keys.items()}
 
 
 def _columns(
@@ -1254,13 +1275,16 @@ def _write_geography(contract: Contract, run: _Run) -> DatasetSample:
     return DatasetSample(files=(f"geography/{GEOGRAPHY_FILE}",), rows=len(features), defects={})
 
 
-def _needed(datasets: Iterable[str] | None) -> tuple[set[str], set[str]]:
+def _needed(
+    datasets: Iterable[str] | None, contracts: Mapping[str, Contract]
+) -> tuple[set[str], set[str]]:
     """The datasets to write, and those to generate (adding the ones they refer to)."""
     wanted = set(DATASETS if datasets is None else datasets)
     unknown = wanted - set(DATASETS)
     if unknown:
         raise ValueError(f"unknown datasets {sorted(unknown)}; choose from {', '.join(DATASETS)}")
-    return wanted, wanted | {ref for name in wanted for ref in REFERS_TO.get(name, ())}
+    refs = refers_to(contracts)
+    return wanted, wanted | {ref for name in wanted for ref in refs.get(name, ())}
 
 
 def generate(
@@ -1289,10 +1313,10 @@ def generate(
         raise ValueError(f"defect_rate must lie in [0, {MAX_DEFECT_RATE:.2f}]")
     if math.ceil(rows / POPULATION_CHUNK) > SEQUENCE_SLOTS:
         raise ValueError(f"at most {SEQUENCE_SLOTS * POPULATION_CHUNK} population rows")
-    wanted, needed = _needed(datasets)
     contracts = load_contracts(Settings().schemas_dir)
+    wanted, needed = _needed(datasets, contracts)
     out_dir.mkdir(parents=True, exist_ok=True)
-    run = _Run(out_dir, rows, seed, defect_rate, progress)
+    run = _Run(out_dir, rows, seed, defect_rate, progress, _Context(pool_keys(contracts)))
     samples: dict[str, DatasetSample] = {}
     for name in (n for n in DATASETS if n in needed):
         if name == "geography":

@@ -8,8 +8,9 @@ query engine.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -48,6 +49,18 @@ class GrantView:
     unmasked_items: frozenset[str]
     row_filter: tuple[FilterClause, ...]
     purpose: str | None = None
+    revoked_at: datetime | None = None
+    revoke_reason: str | None = None
+
+
+def revocation_notice(dataset: str, grant: GrantView) -> str:
+    """Why a read under a revoked grant is refused: which grant, when, and the reason given."""
+    when = grant.revoked_at.isoformat(sep=" ", timespec="seconds") if grant.revoked_at else "?"
+    reason = f" (reason: {grant.revoke_reason})" if grant.revoke_reason else ""
+    return (
+        f"grant {grant.id} of your department on {dataset} was revoked at {when}{reason}; "
+        "access again needs a new approved access request"
+    )
 
 
 @dataclass(frozen=True)
@@ -138,6 +151,7 @@ def read_scope(
     *,
     grant_named: bool = False,
     known: Disclosures = NOTHING_KNOWN,
+    revoked: Sequence[GrantView] = (),
 ) -> Scope:
     """The scope of a read by this caller over this path, or AccessDenied saying why.
 
@@ -146,7 +160,9 @@ def read_scope(
     department reads every row with sensitive items masked; a grant applies when the caller
     names it (``grant_named``), and then it is the whole scope — its items, its row filter,
     its items in clear — so a reviewer's narrowing holds on that path too. ``known``: what
-    the department can learn elsewhere, for the choice of masks (:mod:`catalog.sharing.masking`)."""
+    the department can learn elsewhere, for the choice of masks (:mod:`catalog.sharing.masking`).
+    ``revoked``: the department's revoked grants on the dataset that had not yet expired,
+    latest revocation first: a refusal for want of a grant then says it was revoked, and when."""
     sharing = contract.catalog.sharing
     if principal.role not in READER_ROLES:
         raise AccessDenied(f"role {principal.role!r} does not read dataset rows")
@@ -168,6 +184,8 @@ def read_scope(
         grant = grants[0]
         clear = grant.unmasked_items & contract.sensitive_items
         return _scope(contract, principal, grant.items, clear, grant.row_filter, grant, known)
+    if revoked:
+        raise AccessDenied(revocation_notice(contract.dataset, revoked[0]))
     raise AccessDenied(
         f"{contract.dataset} is shared on conditions ({sharing.conditions or ''}); "
         "it needs an approved access request"

@@ -10,23 +10,52 @@ Rows come ordered by key when the key is shown in clear. When it is not, the ord
 raw key would tell what the mask hides (identity numbers sort by region and birth date), so
 rows come ordered by the key's keyed pseudonym instead: stable for the scope, unrelated to
 the hidden digits.
+
+Exports (:data:`EXPORT_FORMATS`) all read one selection (:func:`_selection`: the scope's
+items, masks, row filter and order), so a format changes how the rows are written, never
+which rows or values a caller gets. DuckDB writes CSV and Parquet itself; the xlsx and
+GeoJSON files are written from batches of rows, never all of them in memory.
 """
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
 import duckdb
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.styles import Font
 
 from catalog.contracts import Contract, DataItem
 from catalog.sharing.access import Scope, filter_sql
 from catalog.sharing.masking import item_value_sql
 from catalog.sharing.pseudonyms import hmac_sql
-from catalog.sql import quote_ident
+from catalog.sql import quote_ident, sql_literal
 from catalog.store.versions import Version, version_relation
+from catalog.text import InputError
 
-ExportFormat = Literal["csv", "parquet"]
+ExportFormat = Literal["csv", "csv_excel", "xlsx", "parquet", "geojson"]
+EXPORT_FORMATS: dict[str, str] = {
+    "csv": "CSV in UTF-8, data item names as headers (for programs)",
+    "csv_excel": "CSV in UTF-8 with a byte-order mark, the items' Chinese labels as headers "
+    "(opens as text in Excel on Chinese Windows)",
+    "xlsx": "Excel workbook, the items' Chinese labels as headers",
+    "parquet": "Parquet (zstd), data item names as columns",
+    "geojson": "GeoJSON FeatureCollection: the geojson item as each feature's geometry, the "
+    "other items as its properties (datasets with a geojson item)",
+}
+"""Export formats and what each file holds."""
+XLSX_MAX_ROWS = 1_048_575
+"""Rows an xlsx sheet holds below its header (Excel's limit is 1,048,576 rows)."""
+XLSX_CELL_MAX = 32_767
+"""Characters Excel holds in one cell."""
+_BATCH = 10_000  # rows fetched at a time when Python writes the file (xlsx, GeoJSON)
+_BOM = "\ufeff".encode()
 # Cells a spreadsheet would read as a formula (OWASP "CSV injection"), including the
 # full-width forms a Chinese input method produces.
 _FORMULA_START = "^[=+\\-@\\t\\r\\n＝＋－＠]"
@@ -109,6 +138,77 @@ def _neutralised(item: DataItem, value: str) -> str:
     return f"CASE WHEN {test} THEN '''' || {text} ELSE {text} END"
 
 
+class ExportError(InputError):
+    """An export format the dataset, the scope or the data cannot be written in; a 422 on
+    the ``format`` parameter saying why."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, ("query", "format"))
+
+
+def geometry_item(contract: Contract) -> DataItem | None:
+    """The dataset's geojson item (its features' geometry), if it has one."""
+    return next((item for item in contract.items if item.type == "geojson"), None)
+
+
+def check_export_format(contract: Contract, fmt: ExportFormat) -> None:
+    """ExportError if the dataset cannot be exported in ``fmt`` whatever the scope."""
+    if fmt == "geojson" and geometry_item(contract) is None:
+        raise ExportError(
+            f"{contract.dataset} has no geojson data item: export it as csv, csv_excel, xlsx "
+            "or parquet"
+        )
+
+
+def _headers(items: list[DataItem]) -> list[str]:
+    """Column headers of a spreadsheet export: each item's Chinese label (with its name
+    where two items share a label)."""
+    labels = [item.label for item in items]
+    return [
+        label if labels.count(label) == 1 else f"{label}（{item.name}）"
+        for label, item in zip(labels, items, strict=True)
+    ]
+
+
+def _selection(
+    contract: Contract,
+    version: Version,
+    scope: Scope,
+    pseudonym_key: bytes,
+    *,
+    neutralise: bool,
+    headers: list[str] | None = None,
+) -> tuple[str, list[DataItem]]:
+    """The query every export format reads: the scope's items, masked as the scope says, its
+    row filter, its order; CSV cells neutralised when ``neutralise``. Columns are named by
+    item, or by ``headers``."""
+    values = _values(contract, scope, pseudonym_key)
+    if neutralise:
+        values = [(item, _neutralised(item, value)) for item, value in values]
+    items = [item for item, _ in values]
+    names = headers or [item.name for item in items]
+    columns = ", ".join(
+        f"{value} AS {quote_ident(name)}" for (_, value), name in zip(values, names, strict=True)
+    )
+    query = (
+        f"SELECT {columns} FROM {version_relation(version)} "
+        f"WHERE {filter_sql(scope.row_filter)} ORDER BY {order_sql(contract, scope, pseudonym_key)}"
+    )
+    return query, items
+
+
+def _copy(con: duckdb.DuckDBPyConnection, query: str, path: Path, options: str) -> int:
+    target = str(path).replace("'", "''")
+    row = con.execute(f"COPY ({query}) TO '{target}' ({options})").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _batches(con: duckdb.DuckDBPyConnection, query: str) -> Iterator[list[tuple]]:
+    cursor = con.execute(query)
+    while batch := cursor.fetchmany(_BATCH):
+        yield batch
+
+
 def export_file(
     con: duckdb.DuckDBPyConnection,
     contract: Contract,
@@ -119,18 +219,154 @@ def export_file(
     *,
     pseudonym_key: bytes,
 ) -> int:
-    """Write the scope's rows of the version to a file; returns the number of rows.
-    CSV cells that a spreadsheet would run as formulas are neutralised; the stored data
-    and the Parquet export keep the values as they are."""
-    values = _values(contract, scope, pseudonym_key)
+    """Write the scope's rows of the version to a file in ``fmt``; returns the number of
+    rows. Every format reads the same selection (:func:`_selection`): the scope's items,
+    masks, row filter and order. CSV cells that a spreadsheet would run as formulas are
+    neutralised; xlsx cells are typed text, never formulas; the stored data and the Parquet
+    and GeoJSON exports keep the values as they are. ExportError (422) for a format the
+    dataset, the scope or the data does not fit."""
+    check_export_format(contract, fmt)
     if fmt == "csv":
-        values = [(item, _neutralised(item, value)) for item, value in values]
-    columns = _select_list(values)
-    options = "FORMAT csv, HEADER true" if fmt == "csv" else "FORMAT parquet, COMPRESSION zstd"
-    query = (
-        f"SELECT {columns} FROM {version_relation(version)} "
-        f"WHERE {filter_sql(scope.row_filter)} ORDER BY {order_sql(contract, scope, pseudonym_key)}"
+        query, _ = _selection(contract, version, scope, pseudonym_key, neutralise=True)
+        return _copy(con, query, path, "FORMAT csv, HEADER true")
+    if fmt == "parquet":
+        query, _ = _selection(contract, version, scope, pseudonym_key, neutralise=False)
+        return _copy(con, query, path, "FORMAT parquet, COMPRESSION zstd")
+    if fmt == "csv_excel":
+        return _export_csv_excel(con, contract, version, scope, path, pseudonym_key)
+    if fmt == "xlsx":
+        return _export_xlsx(con, contract, version, scope, path, pseudonym_key)
+    return _export_geojson(con, contract, version, scope, path, pseudonym_key)
+
+
+def _export_csv_excel(
+    con: duckdb.DuckDBPyConnection,
+    contract: Contract,
+    version: Version,
+    scope: Scope,
+    path: Path,
+    key: bytes,
+) -> int:
+    """UTF-8 with a byte-order mark (Excel reads a CSV without one in the system code page,
+    GBK on Chinese Windows) and the labels as headers; DuckDB writes the rows, the mark is
+    put in front of them."""
+    chosen = [item for item in contract.items if item.name in scope.items]
+    query, _ = _selection(contract, version, scope, key, neutralise=True, headers=_headers(chosen))
+    body = path.with_name(path.name + ".body")
+    try:
+        rows = _copy(con, query, body, "FORMAT csv, HEADER true")
+        with path.open("wb") as target, body.open("rb") as source:
+            target.write(_BOM)
+            shutil.copyfileobj(source, target, 1 << 20)
+    finally:
+        body.unlink(missing_ok=True)
+    return rows
+
+
+def _xlsx_cell(sheet, item: DataItem, value: object) -> object:
+    """A value as an xlsx cell. Text always stays text: openpyxl would store ``=…`` as a
+    formula and ``#N/A`` as an error, so those become cells typed as strings. Text Excel
+    cannot hold (over 32,767 characters, control characters) is an ExportError: cutting or
+    changing it would hand out a value that is not the data."""
+    if not isinstance(value, str):
+        return value
+    if len(value) > XLSX_CELL_MAX:
+        raise ExportError(
+            f"{item.name} ({item.label}) has values longer than the {XLSX_CELL_MAX:,} "
+            "characters an Excel cell holds: export as csv_excel"
+            + (" or geojson" if item.type == "geojson" else "")
+        )
+    if ILLEGAL_CHARACTERS_RE.search(value):
+        raise ExportError(
+            f"{item.name} ({item.label}) has values with control characters an xlsx file "
+            "cannot hold: export as csv_excel"
+        )
+    cell = WriteOnlyCell(sheet, value=value)
+    if cell.data_type != "s":  # a formula or an error code
+        cell.data_type = "s"
+    return cell
+
+
+def _export_xlsx(
+    con: duckdb.DuckDBPyConnection,
+    contract: Contract,
+    version: Version,
+    scope: Scope,
+    path: Path,
+    key: bytes,
+) -> int:
+    """One sheet, the labels in bold as headers, written row by row (openpyxl's write-only
+    workbook keeps no sheet in memory: it streams the sheet to a temporary file, owner-only,
+    until the workbook is saved)."""
+    if count_rows(con, version, scope) > XLSX_MAX_ROWS:
+        raise ExportError(
+            f"more than the {XLSX_MAX_ROWS:,} rows an Excel sheet holds: export as csv_excel"
+        )
+    query, items = _selection(contract, version, scope, key, neutralise=False)
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet(title=contract.dataset[:31])
+    bold = Font(bold=True)
+    header = []
+    for label in _headers(items):
+        cell = WriteOnlyCell(sheet, value=label)
+        cell.font = bold
+        header.append(cell)
+    sheet.append(header)
+    rows = 0
+    try:
+        for batch in _batches(con, query):
+            for row in batch:
+                sheet.append(
+                    [_xlsx_cell(sheet, item, value) for item, value in zip(items, row, strict=True)]
+                )
+            rows += len(batch)
+    except BaseException:
+        # Saving is what removes openpyxl's temporary file of the sheet; the partial
+        # workbook goes at once.
+        with contextlib.suppress(Exception):
+            book.save(path)
+        path.unlink(missing_ok=True)
+        raise
+    book.save(path)
+    return rows
+
+
+def _export_geojson(
+    con: duckdb.DuckDBPyConnection,
+    contract: Contract,
+    version: Version,
+    scope: Scope,
+    path: Path,
+    key: bytes,
+) -> int:
+    """A FeatureCollection, one feature per row: the geojson item (stored as GeoJSON text)
+    parsed as its geometry (null where empty), the scope's other items as its properties.
+    DuckDB builds each feature's JSON; Python writes them out in batches."""
+    geometry = geometry_item(contract)
+    assert geometry is not None  # check_export_format
+    if geometry.name not in scope.items:
+        raise ExportError(
+            f"the geojson export takes its geometry from {geometry.name} ({geometry.label}), "
+            "which your scope does not include"
+        )
+    query, items = _selection(contract, version, scope, key, neutralise=False)
+    properties = ", ".join(
+        f"{sql_literal(item.name)}, q.{quote_ident(item.name)}"
+        for item in items
+        if item.name != geometry.name
     )
-    target = str(path).replace("'", "''")
-    row = con.execute(f"COPY ({query}) TO '{target}' ({options})").fetchone()
-    return int(row[0]) if row else 0
+    feature = (
+        "json_object('type', 'Feature', "
+        f"'geometry', TRY_CAST(q.{quote_ident(geometry.name)} AS JSON), "
+        f"'properties', json_object({properties}))"
+    )
+    # The selection's ORDER BY holds: a projection keeps the order of its input.
+    features = f"SELECT CAST({feature} AS VARCHAR) FROM ({query}) q"
+    rows = 0
+    with path.open("w", encoding="utf-8") as out:
+        out.write('{"type": "FeatureCollection", "features": [')
+        for batch in _batches(con, features):
+            out.write((",\n" if rows else "\n") + ",\n".join(text for (text,) in batch))
+            rows += len(batch)
+        out.write("\n]}\n")
+    return rows

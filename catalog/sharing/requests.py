@@ -106,12 +106,16 @@ class ReviewDecision(Strict):
     """A reviewer's decision; scope fields may only narrow the request."""
 
     decision: Literal["approve", "reject"]
-    reason: FreeText = ""
+    reason: FreeText = Field(description="Why: required, for approvals and rejections alike")
     items: list[Name] | None = Field(None, max_length=MAX_ITEMS)
     unmasked_items: list[Name] | None = Field(None, max_length=MAX_ITEMS)
     row_filter: list[FilterClause] | None = Field(None, max_length=MAX_CLAUSES)
     expires_on: date | None = Field(
-        None, ge=PERIOD_FIRST, le=PERIOD_LAST, description="Office only: last day of the grant"
+        None,
+        ge=PERIOD_FIRST,
+        le=PERIOD_LAST,
+        description="Office only: last day of the grant, within the requested period "
+        "(its end if absent)",
     )
 
 
@@ -285,10 +289,17 @@ def review(
 ) -> AccessRequest:
     stage = _stage(contract, principal)
     target = _move(request, stage, decision.decision)
-    if decision.decision == "reject" and not decision.reason.strip():
-        raise RequestError("a rejection needs a reason", ("body", "reason"))
+    if not decision.reason.strip():
+        what = "an approval" if decision.decision == "approve" else "a rejection"
+        raise RequestError(f"{what} needs a reason", ("body", "reason"))
     if decision.expires_on is not None and stage != "office":
         raise RequestError("only the office sets a grant's expiry", _EXPIRY)
+    if decision.expires_on is not None and decision.expires_on > request.period_end:
+        raise RequestError(
+            f"expires_on {decision.expires_on} is after the requested period, which ends on "
+            f"{request.period_end}; a grant may be shorter than the request, never longer",
+            _EXPIRY,
+        )
     if decision.decision == "approve":
         _narrow(contract, request, decision)
     request.status = target
@@ -350,7 +361,7 @@ def _create_grant(
     now: datetime,
     zone: str,
 ) -> Grant:
-    last_day = min(expires_on or request.period_end, request.period_end)
+    last_day = expires_on or request.period_end  # never after it: checked in review()
     if last_day < request.period_start:
         raise RequestError(
             f"the grant would expire before its period starts ({request.period_start})", _EXPIRY
@@ -452,6 +463,30 @@ def active_grants(
     return list(session.execute(stmt).scalars())
 
 
+def revoked_grants(
+    session: Session,
+    department_id: int,
+    dataset: str,
+    now: datetime,
+    *,
+    kind: str = "rows",
+    service: str | None = None,
+) -> list[Grant]:
+    """The department's revoked grants on the dataset that would not have expired yet,
+    latest revocation first: what a refusal names instead of "no grant"."""
+    stmt = select(Grant).where(
+        Grant.department_id == department_id,
+        Grant.dataset == dataset,
+        Grant.kind == kind,
+        Grant.revoked_at.is_not(None),
+        Grant.expires_at > now,
+    )
+    if service is not None:
+        stmt = stmt.where(Grant.service == service)
+    stmt = stmt.options(joinedload(Grant.request))
+    return list(session.execute(stmt.order_by(Grant.revoked_at.desc(), Grant.id.desc())).scalars())
+
+
 def grant_view(grant: Grant) -> GrantView:
     return GrantView(
         id=grant.id,
@@ -459,6 +494,8 @@ def grant_view(grant: Grant) -> GrantView:
         unmasked_items=frozenset(grant.unmasked_items),
         row_filter=tuple(FilterClause.model_validate(c) for c in grant.row_filter),
         purpose=grant.request.purpose,
+        revoked_at=grant.revoked_at,
+        revoke_reason=grant.revoke_reason,
     )
 
 

@@ -227,3 +227,59 @@ class RefusalCounter(Base):
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     window_started_at: Mapped[datetime]
     suppressed: Mapped[int] = mapped_column(default=0)
+
+
+NOTIFICATION_KINDS = (
+    "run_failed",
+    "delivery_rejected",
+    "quarantine_rate",
+    "dataset_stale",
+    "request_overdue",
+)
+
+
+class Notification(Base):
+    """Something a data officer or a department should act on. Never holds personal data:
+    datasets, counts, rules, run ids and request ids only. ``dedupe_key`` makes each event
+    (a run, a staleness period, an overdue request) notify once however often it is seen."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        CheckConstraint(f"kind IN {NOTIFICATION_KINDS}", name="ck_notifications_kind"),
+        Index("ix_notifications_department_created", "department_code", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    severity: Mapped[str] = mapped_column(String(10))
+    dataset: Mapped[str | None] = mapped_column(String(63))
+    department_code: Mapped[str | None] = mapped_column(String(18))
+    """The department concerned (a dataset's provider, a request's reviewers); the office
+    sees every notification."""
+    subject: Mapped[str] = mapped_column(Text)
+    detail: Mapped[dict[str, Any]]
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime]
+    webhook_status: Mapped[str] = mapped_column(String(12), default="none")
+    """none (no webhook configured) | pending | delivered | failed"""
+    webhook_attempts: Mapped[int] = mapped_column(default=0)
+    webhook_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None]
+
+
+class Scorecard(Base):
+    """One computation of one department's scorecard for one month. Every computation is
+    kept, so a month recomputed later can be compared with what was reported before."""
+
+    __tablename__ = "scorecards"
+    __table_args__ = (Index("ix_scorecards_month_department", "month", "department_code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    month: Mapped[str] = mapped_column(String(7))
+    department_code: Mapped[str] = mapped_column(String(18))
+    department_name: Mapped[str] = mapped_column(String(200))
+    measures: Mapped[dict[str, Any]]
+    score: Mapped[float | None]
+    weights: Mapped[dict[str, Any]]
+    rank: Mapped[int | None]
+    computed_at: Mapped[datetime]

@@ -47,6 +47,10 @@ META_TABLES = {
         finished_at TIMESTAMP WITH TIME ZONE, status VARCHAR, files VARCHAR,
         rows_read BIGINT, rows_valid BIGINT, rows_quarantined BIGINT, version INTEGER,
         message VARCHAR, rows_stale BIGINT, stale_keys VARCHAR""",
+    "reference_results": """
+        dataset VARCHAR, version INTEGER, reference VARCHAR, target VARCHAR,
+        target_version INTEGER, checked BIGINT, resolved BIGINT, unresolved BIGINT,
+        examples VARCHAR, checked_at TIMESTAMP WITH TIME ZONE""",
 }
 # Columns added to meta tables after their first release: lakes created before get them
 # when they are opened (ALTER TABLE ... ADD COLUMN IF NOT EXISTS).

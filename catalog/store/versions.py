@@ -38,7 +38,12 @@ class Version:
     @classmethod
     def from_row(cls, row: tuple) -> Version:
         values = list(row)
-        values[5] = json.loads(values[5])
+        quality = json.loads(values[5])
+        # The share of rows quarantined, under its name; ``failure_rate`` (the same value,
+        # as versions record it) stays for readers of the old name.
+        if "failure_rate" in quality:
+            quality.setdefault("quarantine_rate", quality["failure_rate"])
+        values[5] = quality
         values[6] = json.loads(values[6])
         return cls(*values)
 
@@ -87,7 +92,17 @@ def latest_version(con: duckdb.DuckDBPyConnection, dataset: str) -> Version | No
 
 def published_checksums(con: duckdb.DuckDBPyConnection, dataset: str) -> set[str]:
     """Checksums of every source file any version of the dataset was built from."""
-    return {source["sha256"] for v in list_versions(con, dataset) for source in v.source_files}
+    return set(checksum_versions(con, dataset))
+
+
+def checksum_versions(con: duckdb.DuckDBPyConnection, dataset: str) -> dict[str, Version]:
+    """Each source-file checksum of the dataset and the newest version built from it: what
+    an identical re-delivery is reported against."""
+    found: dict[str, Version] = {}
+    for version in list_versions(con, dataset):  # newest first
+        for source in version.source_files:
+            found.setdefault(source["sha256"], version)
+    return found
 
 
 def next_version_number(con: duckdb.DuckDBPyConnection, dataset: str) -> int:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from datetime import date, timedelta
 
 import pytest
 
 from api.errors import ECHO_MAX, BodyLimit
 from api.params import MAX_ID
+from catalog.state.models import REQUEST_STATES
 from tests.conftest import bearer
 
 BIG = 2**63  # one past SQLite's, PostgreSQL's and DuckDB's BIGINT
@@ -187,13 +189,17 @@ def test_a_five_year_period_is_the_longest_and_the_office_approves_it(api):
     created = client.post("/requests", json=body, headers=bearer(tokens["consumer_b"]))
     assert created.status_code == 201, created.text
     request_id = created.json()["id"]
-    for who, decision in (("population_provider", {}), ("office", {"expires_on": "9000-12-31"})):
+    for who, decision, status in (
+        ("population_provider", {}, 200),
+        ("office", {"expires_on": "9000-12-31"}, 422),  # past the period: refused, not cut
+        ("office", {}, 200),
+    ):
         reviewed = client.post(
             f"/requests/{request_id}/review",
             json={"decision": "approve", "reason": "ok", **decision},
             headers=bearer(tokens[who]),
         )
-        assert reviewed.status_code == 200, reviewed.text
+        assert reviewed.status_code == status, reviewed.text
     grant = reviewed.json()["grant"]
     assert grant["expires_at"].startswith(longest)  # the end of the last day, local midnight
 
@@ -555,6 +561,135 @@ def test_the_limit_lets_a_body_at_the_limit_through():
     assert sent[0]["status"] == 200 and read == 1
 
 
+# --- query parameters a route does not take ----------------------------------------------
+
+# A token for each role, and a value for each path parameter.
+_TOKEN_OF = {
+    "office": "office",
+    "provider": "population_provider",
+    "consumer": "consumer_a",
+    "analyst": "analyst_a",
+}
+_PATH_VALUES = {
+    "dataset": "population",
+    "number": "1",
+    "service": "identity_name",
+    "request_id": "1",
+    "grant_id": "1",
+    "username": "nobody_here",
+    "token_id": "999999",
+}
+
+
+def _operations(client) -> list[tuple[str, str, str | None]]:
+    """(method, path, the user to call it as) for every operation of the document."""
+    paths = client.get("/openapi.json").json()["paths"]
+    found = []
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            roles = operation["x-roles"]
+            who = None if roles == ["public"] else _TOKEN_OF[roles[0]]
+            found.append((method, path, who))
+    return found
+
+
+def test_every_route_refuses_a_query_parameter_it_does_not_take(api):
+    """A misspelt or invented filter is a 422 naming it, never silently ignored; and the
+    call does nothing (the 422 comes before the route runs)."""
+    client, tokens = api
+    operations = _operations(client)
+    assert len(operations) > 30
+    head = client.get("/audit/verify", headers=bearer(tokens["office"])).json()
+    for method, path, who in operations:
+        url = re.sub(r"\{(\w+)\}", lambda m: _PATH_VALUES.get(m.group(1), "1"), path)
+        headers = bearer(tokens[who]) if who else {}
+        response = client.request(
+            method, url, params={"no_such_filter": "1"}, headers=headers, json={}
+        )
+        assert response.status_code == 422, (method, path, response.text)
+        errors = response.json()["detail"]
+        assert errors == [
+            {
+                "loc": ["query", "no_such_filter"],
+                "msg": errors[0]["msg"],
+                "type": "extra_forbidden",
+                "input": "1",
+            }
+        ], (method, path)
+        assert "no_such_filter" in errors[0]["msg"]
+    # Nothing was done, nothing listed: the audit chain did not move.
+    after = client.get("/audit/verify", headers=bearer(tokens["office"])).json()
+    assert after["entries"] == head["entries"]
+
+
+def test_a_filter_the_rows_route_does_not_have_is_422_not_every_row(api):
+    client, tokens = api
+    response = client.get(
+        "/datasets/population/rows?region_code=330106&limit=5",
+        headers=bearer(tokens["population_provider"]),
+    )
+    assert response.status_code == 422, response.text
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["query", "region_code"] and error["input"] == "330106"
+    for taken in ("grant", "limit", "offset", "version"):  # says what the route takes
+        assert taken in error["msg"]
+
+
+def test_each_unknown_parameter_is_named_and_known_ones_still_work(api):
+    client, tokens = api
+    response = client.get(
+        "/catalog?q=人口&regoin=1&sharing_typ=conditional&regoin=2",
+        headers=bearer(tokens["consumer_a"]),
+    )
+    assert [e["loc"] for e in response.json()["detail"]] == [
+        ["query", "regoin"],
+        ["query", "sharing_typ"],
+    ]
+    ok = client.get("/catalog?q=人口&sharing_type=conditional")
+    assert ok.status_code == 200 and [e["dataset"] for e in ok.json()] == ["population"]
+
+
+def test_an_unknown_parameter_does_not_come_before_authentication(api):
+    """Without a token the answer is 401 as before: nothing about the route is told."""
+    client, tokens = api
+    assert client.get("/requests?bogus=1").status_code == 401
+    assert client.get("/requests?bogus=1", headers=bearer("gs_forged")).status_code == 401
+    wrong_role = client.get("/audit/verify?bogus=1", headers=bearer(tokens["consumer_a"]))
+    assert wrong_role.status_code == 403
+
+
+def test_the_many_unknown_parameters_of_one_call_are_named_within_bounds(api):
+    client, _ = api
+    query = "&".join(f"p{i}=x" for i in range(500))
+    response = client.get(f"/catalog?{query}")
+    assert response.status_code == 422
+    assert 0 < len(response.json()["detail"]) <= 20
+    assert len(response.content) < 8000
+
+
+# --- filters with a fixed set of values ---------------------------------------------------
+
+
+def test_a_request_status_filter_outside_the_states_is_422_listing_them(api):
+    client, tokens = api
+    response = client.get("/requests?status=pending", headers=bearer(tokens["office"]))
+    assert response.status_code == 422, response.text
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["query", "status"]
+    for state in REQUEST_STATES:
+        assert f"'{state}'" in error["msg"], state
+
+
+def test_the_status_filter_accepts_each_state(api, pending):
+    client, tokens = api
+    for state in REQUEST_STATES:
+        response = client.get(f"/requests?status={state}", headers=bearer(tokens["office"]))
+        assert response.status_code == 200, response.text
+        assert {r["status"] for r in response.json()} <= {state}
+    waiting = client.get("/requests?status=provider_approved", headers=bearer(tokens["office"]))
+    assert pending in {r["id"] for r in waiting.json()}
+
+
 # --- the documented statuses --------------------------------------------------------------
 
 
@@ -565,11 +700,11 @@ def test_every_route_documents_its_error_statuses(api):
         for method, operation in operations.items():
             codes = set(operation["responses"])
             public = operation.get("x-roles") == ["public"]
-            expected = set() if public else {"401", "403", "503"}
+            expected = {"422"} if public else {"401", "403", "422", "503"}  # 422: the query
             if "{" in path:
                 expected.add("404")
             if "requestBody" in operation:
-                expected |= {"413", "422"}
+                expected |= {"413"}
             if path.startswith("/verify"):
                 expected.add("429")
             if path.startswith(("/requests", "/grants")) and method == "post":

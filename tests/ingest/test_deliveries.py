@@ -279,6 +279,35 @@ def test_every_run_is_in_the_audit_chain_and_names_files_not_server_paths(
     assert str(tmp_path) not in recorded and "good.csv" in recorded
 
 
+def test_a_redelivery_is_known_by_its_content_and_reported_with_a_note(
+    tmp_path, settings, lake, population
+):
+    """The same content under another name and with another modification time is still the
+    published file: reported (archive with a note, run record, audit entry), not ingested."""
+    first = write_delivery(population, _rows(10), tmp_path / "may.csv")
+    assert run_ingest(population, [first], lake).status == "published"
+    renamed = tmp_path / "again" / "june.csv"
+    renamed.parent.mkdir()
+    renamed.write_bytes(first.read_bytes())
+    os.utime(renamed, (0, 0))
+    outcome = run_ingest(population, [renamed], lake)
+    assert outcome.status == "unchanged" and outcome.version is None
+    assert "june.csv (same content as may.csv) already published in version 1" in outcome.message
+    archived = settings.folder("archive", "population") / outcome.run_id
+    assert (archived / "june.csv").exists()
+    assert (archived / "note.txt").read_text(encoding="utf-8").strip() == outcome.message
+    assert not list(settings.folder("rejected").rglob("june.csv"))
+    with lake.reader() as con:
+        assert [v.version for v in list_versions(con, "population")] == [1]
+        assert {r.run_id: r.status for r in recent_runs(con)}[outcome.run_id] == "unchanged"
+    store = StateStore(settings)
+    with store.reading() as session:
+        entries = search(session, AuditQuery(action="ingest"), limit=10, offset=0)
+    store.close()
+    (entry,) = [e for e in entries if e.result == "unchanged"]
+    assert entry.detail["run_id"] == outcome.run_id and "identical" in entry.detail["message"]
+
+
 # --- The runtime folder ------------------------------------------------------------------
 
 

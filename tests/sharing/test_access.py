@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import duckdb
 import pytest
@@ -599,3 +600,87 @@ def test_a_grant_is_not_in_force_before_its_period_starts(env):
         assert answers() == [200, 200, 200]
     finally:
         clock.advance(days=-10, minutes=-1)
+
+
+def _new_department(settings, code: str, usernames: dict[str, str]) -> dict[str, str]:
+    """A department of its own (no grant of another test applies to it) with confirmed
+    users; username → token."""
+    from datetime import UTC
+
+    from catalog.sharing.identity import add_department, add_user, confirm_user, issue_token
+    from catalog.state.db import StateStore
+
+    now = datetime.now(UTC)
+    store = StateStore(settings)
+    tokens = {}
+    with store.transaction() as session:
+        add_department(session, code, "丙局", now)
+        for username, role in usernames.items():
+            user = add_user(session, username, code, role, now, created_by="cli:test")
+            confirm_user(session, user, now, operator="cli:test")
+            tokens[username] = issue_token(session, user, now, 90, "test")[1]
+    store.close()
+    return tokens
+
+
+def test_a_refusal_after_revocation_says_the_grant_was_revoked_and_when(env):
+    """A new user's report: after a revocation the read was refused as if no grant had ever
+    been given. The refusal names the grant, says it was revoked, when (office time) and why,
+    on every path: rows, a named grant's rows and export, verification."""
+    client, tokens, _, settings = env
+    own = _new_department(
+        settings, "113301000024851303", {"c_consumer": "consumer", "c_analyst": "analyst"}
+    )
+    tokens = {**tokens, **own}
+    period = {"purpose": "撤销测试", "legal_basis": "测试", **_period()}
+    rows = approve_request(
+        client,
+        tokens,
+        {"dataset": "credit_records", "items": ["record_id", "list_type"], **period},
+        requester="c_consumer",
+    )
+    bulk = approve_request(  # unconditional, read under a named grant
+        client,
+        tokens,
+        {"dataset": "legal_persons", "items": ["uscc", "name"], **period},
+        requester="c_consumer",
+    )
+    check = approve_request(
+        client,
+        tokens,
+        {"dataset": "population", "kind": "verification", "service": "identity_name", **period},
+        requester="c_consumer",
+    )
+    reader = bearer(tokens["c_analyst"])  # another user of the same department
+    question = {"id_number": "11010519491231002X", "name": "张三"}
+    calls = {
+        rows["grant"]["id"]: lambda: client.get("/datasets/credit_records/rows", headers=reader),
+        bulk["grant"]["id"]: lambda: client.get(
+            f"/datasets/legal_persons/export?grant={bulk['grant']['id']}", headers=reader
+        ),
+        check["grant"]["id"]: lambda: client.post(
+            "/verify/identity_name", json=question, headers=reader
+        ),
+    }
+    for call in calls.values():
+        assert call().status_code == 200
+    zone = ZoneInfo(settings.timezone)
+    for grant_id, call in calls.items():
+        revoked = client.post(
+            f"/grants/{grant_id}/revoke",
+            json={"reason": "项目结束"},
+            headers=bearer(tokens["office"]),
+        )
+        assert revoked.status_code == 200, revoked.text
+        when = datetime.fromisoformat(revoked.json()["revoked_at"]).astimezone(zone)
+        refused = call()
+        assert refused.status_code == 403, refused.text
+        detail = refused.json()["detail"]
+        assert f"grant {grant_id}" in detail and "revoked" in detail, detail
+        assert when.strftime("%Y-%m-%d %H:%M") in detail, (detail, when)
+        assert "项目结束" in detail
+    named = client.get(f"/datasets/credit_records/rows?grant={rows['grant']['id']}", headers=reader)
+    assert named.status_code == 403 and "revoked" in named.json()["detail"]
+    # A grant that was never revoked, only never given, gets the general refusal.
+    other = client.get("/datasets/credit_records/rows?grant=999999", headers=reader)
+    assert other.status_code == 403 and "revoked" not in other.json()["detail"]

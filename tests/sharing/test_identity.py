@@ -54,6 +54,18 @@ EXPECTED = {
     ("get", "/audit"): {"provider", "office"},
     ("get", "/audit/usage"): {"provider", "office"},
     ("get", "/audit/verify"): {"office"},
+    # Quality (issue 8): quarantine and evaluation for the office and the providing
+    # department; freshness is catalog metadata (public); notifications for everyone
+    # concerned (each sees their department's).
+    ("get", "/quality/quarantine"): {"provider", "office"},
+    ("get", "/quality/quarantine/{dataset}"): {"provider", "office"},
+    ("get", "/quality/freshness"): PUBLIC,
+    ("get", "/quality/scorecards"): {"provider", "office"},
+    ("post", "/quality/scorecards"): {"office"},
+    ("get", "/quality/scorecards/history"): {"provider", "office"},
+    ("get", "/quality/benefit/{dataset}"): {"provider", "office"},
+    ("get", "/quality/references"): {"provider", "office"},
+    ("get", "/notifications"): ALL,
 }
 TOKEN_OF = {
     "office": "office",
@@ -282,7 +294,7 @@ def test_demo_identities_are_ready_to_use(world, tmp_path):
     assert second["civil_consumer"] in listing.read_text(encoding="utf-8")
     with TestClient(create_app(served)) as client:
         consumer = bearer(second["civil_consumer"])
-        assert client.get("/me", headers=bearer(first["civil_consumer"])).status_code == 401
+        assert second == first  # a demo re-run keeps the users' working tokens: none issued
         rows = client.get("/datasets/population/rows?limit=5", headers=consumer).json()
         assert rows["unmasked"] == ["name"] and rows["rows"]
         answer = client.post(

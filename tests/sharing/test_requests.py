@@ -130,6 +130,50 @@ def test_rejection_needs_a_reason_and_is_final(env):
     assert _review(client, tokens, rid, "office").status_code == 409
 
 
+@pytest.mark.parametrize("reason", [None, "", "  \n\t"])
+def test_an_approval_needs_a_reason_at_both_stages(env, reason):
+    """README: the provider and the office approve or reject *with a reason*."""
+    client, tokens, _, _ = env
+    rid = _submit(client, tokens, who="analyst_b").json()["id"]
+    decision = (
+        {"decision": "approve"} if reason is None else {"decision": "approve", "reason": reason}
+    )
+    for reviewer, status in (
+        ("credit_records_provider", "submitted"),
+        ("office", "provider_approved"),
+    ):
+        refused = client.post(
+            f"/requests/{rid}/review", headers=bearer(tokens[reviewer]), json=decision
+        )
+        assert refused.status_code == 422, refused.text
+        assert [e["loc"] for e in refused.json()["detail"]] == [["body", "reason"]]
+        seen = client.get(f"/requests/{rid}", headers=bearer(tokens["office"])).json()
+        assert (seen["status"], seen["grant"]) == (status, None)  # nothing decided
+        # With a reason the same stage goes through, and the reason is on record.
+        approved = _review(client, tokens, rid, reviewer)
+        assert approved.status_code == 200, approved.text
+        assert approved.json()["reviews"][-1]["reason"] == "审核意见"
+    assert approved.json()["status"] == "approved"
+
+
+def test_the_office_cannot_set_an_expiry_past_the_requested_period(env):
+    """The office may shorten a grant, never lengthen it: a later expiry is refused, naming
+    the field and the period's end, not cut silently to the period."""
+    client, tokens, _, _ = env
+    rid = _submit(client, tokens, who="analyst_b", period_end="2028-06-30").json()["id"]
+    assert _review(client, tokens, rid, "credit_records_provider").status_code == 200
+    refused = _review(client, tokens, rid, "office", expires_on="2028-07-01")
+    assert refused.status_code == 422, refused.text
+    [error] = refused.json()["detail"]
+    assert error["loc"] == ["body", "expires_on"]
+    assert "2028-06-30" in error["msg"]  # the requested period's end
+    seen = client.get(f"/requests/{rid}", headers=bearer(tokens["office"])).json()
+    assert (seen["status"], seen["grant"]) == ("provider_approved", None)
+    approved = _review(client, tokens, rid, "office", expires_on="2028-06-30")  # its last day
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["grant"]["expires_at"].startswith("2028-06-30T16:00")
+
+
 def test_withdrawal_and_visibility(env):
     client, tokens, _, _ = env
     rid = _submit(client, tokens, who="analyst_b").json()["id"]

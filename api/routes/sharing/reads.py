@@ -2,15 +2,18 @@
 
 The scope (items, items in clear, row filter) comes from ``catalog.sharing.access``; the query
 applies it inside DuckDB; the audit entry is written before anything leaves, and a failed
-audit write refuses the call (503).
+audit write refuses the call (503). Exports come as CSV, CSV for Excel (byte-order mark,
+Chinese labels), xlsx, Parquet or GeoJSON (``catalog.sharing.reads.EXPORT_FORMATS``).
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
+from dataclasses import replace
 from pathlib import Path
-from typing import Literal
+from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import duckdb
 from fastapi import APIRouter, HTTPException, Query, Response
@@ -22,16 +25,39 @@ from api.deps import ContractDep, CursorDep, StateDep
 from api.params import MAX_ID, GrantId, Offset, VersionNumber
 from api.state import AppState
 from catalog.contracts import Contract
-from catalog.sharing.access import AccessDenied, DataPath, Scope, read_scope, unconditional_views
+from catalog.sharing.access import (
+    AccessDenied,
+    DataPath,
+    GrantView,
+    Scope,
+    read_scope,
+    revocation_notice,
+    unconditional_views,
+)
 from catalog.sharing.audit import AuditEvent, record, record_refusal
 from catalog.sharing.masking import department_disclosures
 from catalog.sharing.principal import Principal
-from catalog.sharing.reads import count_rows, export_file, rows_json
-from catalog.sharing.requests import active_grants, grant_view, grant_views_ever
+from catalog.sharing.reads import (
+    EXPORT_FORMATS,
+    ExportFormat,
+    check_export_format,
+    count_rows,
+    export_file,
+    rows_json,
+)
+from catalog.sharing.requests import active_grants, grant_view, grant_views_ever, revoked_grants
 from catalog.store.versions import Version, get_version, latest_version
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
-_MEDIA = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet"}
+_MEDIA: dict[str, str] = {
+    "csv": "text/csv; charset=utf-8",
+    "csv_excel": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "parquet": "application/vnd.apache.parquet",
+    "geojson": "application/geo+json",
+}
+_SUFFIX = {"csv_excel": "csv"}  # file name suffix where it is not the format's name
+_FORMAT_HELP = "File format: " + "; ".join(f"`{k}`: {v}" for k, v in EXPORT_FORMATS.items())
 
 
 def _scope(
@@ -39,23 +65,37 @@ def _scope(
 ) -> Scope:
     """The caller's scope, or 403 (audited) with the reason. The masks are chosen on what
     the department can see of the dataset: its grants ever held and the unconditional view."""
+    department, dataset, now = principal.department_id, contract.dataset, state.now()
     try:
         with state.store.reading() as session:
-            grants = [
-                grant_view(g)
-                for g in active_grants(
-                    session, principal.department_id, contract.dataset, state.now()
-                )
-            ]
-            views = grant_views_ever(session, principal.department_id, contract.dataset)
+            grants = [grant_view(g) for g in active_grants(session, department, dataset, now)]
+            if grant is not None:
+                grants = [g for g in grants if g.id == grant]
+            revoked: list[GrantView] = []
+            if not grants and (
+                grant is not None or contract.catalog.sharing.type != "unconditional"
+            ):
+                # A refusal for want of a grant says so if the grant was revoked.
+                revoked = [
+                    _local(state, grant_view(g))
+                    for g in revoked_grants(session, department, dataset, now)
+                    if grant is None or g.id == grant
+                ]
+            views = grant_views_ever(session, department, dataset)
         views += unconditional_views(state.contracts)
-        known = department_disclosures(state.contracts, contract.dataset, views)
-        if grant is not None:
-            grants = [g for g in grants if g.id == grant]
-            if not grants:
-                raise AccessDenied(f"grant {grant} is not in force for your department")
+        known = department_disclosures(state.contracts, dataset, views)
+        if grant is not None and not grants:
+            if revoked:
+                raise AccessDenied(revocation_notice(dataset, revoked[0]))
+            raise AccessDenied(f"grant {grant} is not in force for your department")
         return read_scope(
-            contract, principal, path, grants, grant_named=grant is not None, known=known
+            contract,
+            principal,
+            path,
+            grants,
+            grant_named=grant is not None,
+            known=known,
+            revoked=revoked,
         )
     except AccessDenied as exc:
         action = "read" if path == "api" else "export"
@@ -71,6 +111,13 @@ def _scope(
             state.now(),
         )
         raise
+
+
+def _local(state: AppState, view: GrantView) -> GrantView:
+    """The view with its revocation time in the office's time zone (as callers read it)."""
+    if view.revoked_at is None:
+        return view
+    return replace(view, revoked_at=view.revoked_at.astimezone(ZoneInfo(state.settings.timezone)))
 
 
 def _version(cursor: duckdb.DuckDBPyConnection, contract: Contract, number: int | None) -> Version:
@@ -175,9 +222,17 @@ def get_rows(
 
 @router.get(
     "/{dataset}/export",
-    summary="The whole dataset version as a CSV or Parquet file (bulk download)",
+    summary="The whole dataset version as a file: CSV, CSV for Excel, xlsx, Parquet or GeoJSON "
+    "(bulk download)",
     response_class=FileResponse,
     responses={
+        200: {
+            "description": "The file, as an attachment",
+            "content": {
+                media.split(";")[0]: {"schema": {"type": "string", "format": "binary"}}
+                for media in _MEDIA.values()
+            },
+        },
         403: {"description": "No access: not shared, no grant, or no bulk download"},
         404: {"description": "Unknown dataset or version, or nothing published yet"},
         503: {"description": "The audit log could not be written; nothing is returned"},
@@ -188,14 +243,15 @@ def export_rows(
     contract: ContractDep,
     state: StateDep,
     cursor: CursorDep,
-    format: Literal["csv", "parquet"] = "csv",
+    format: Annotated[ExportFormat, Query(description=_FORMAT_HELP)] = "csv",
     version: VersionNumber = None,
     grant: GrantId = None,
 ) -> FileResponse:
+    check_export_format(contract, format)  # before the scope: the same for every caller
     scope = _scope(state, contract, principal, "bulk_download", grant)
     chosen = _version(cursor, contract, version)
     folder = _export_folder(state)
-    path = folder / f"{contract.dataset}-v{chosen.version}.{format}"
+    path = folder / f"{contract.dataset}-v{chosen.version}.{_SUFFIX.get(format, format)}"
     try:
         key = state.pseudonyms.key_for(scope.pseudonym_context)
         rows = export_file(cursor, contract, chosen, scope, path, format, pseudonym_key=key)

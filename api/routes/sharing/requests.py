@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel
 
 from api.auth import AnyRole, Requester, Reviewer, record_listing
 from api.deps import StateDep
-from api.params import PathId, QueryText
+from api.params import PathId
 from api.state import AppState
 from catalog.contracts import Contract
 from catalog.sharing.access import FilterClause
@@ -33,6 +34,10 @@ from catalog.state.models import AccessRequest, Grant
 from catalog.text import FreeText
 
 router = APIRouter(tags=["access requests"])
+
+RequestStatus = Literal["submitted", "provider_approved", "approved", "rejected", "withdrawn"]
+"""The states of a request (``catalog.state.models.REQUEST_STATES``): a filter on anything
+else is a 422 listing them, never an empty list."""
 
 
 class ReviewPublic(BaseModel):
@@ -191,7 +196,9 @@ def get_requests(
     request: Request,
     principal: AnyRole,
     state: StateDep,
-    status: QueryText = None,
+    status: Annotated[
+        RequestStatus | None, Query(description="Only requests in this state")
+    ] = None,
     overdue: bool | None = None,
 ) -> list[RequestPublic]:
     record_listing(request, principal)

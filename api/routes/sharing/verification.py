@@ -10,16 +10,17 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Body, HTTPException
 from pydantic import BaseModel
 
 from api.auth import Requester
 from api.deps import CursorDep, StateDep
-from catalog.sharing.access import AccessDenied
+from catalog.sharing.access import AccessDenied, revocation_notice
 from catalog.sharing.audit import AuditEvent, record, record_refusal
 from catalog.sharing.ratelimit import admit
-from catalog.sharing.requests import active_grants
+from catalog.sharing.requests import active_grants, grant_view, revoked_grants
 from catalog.sharing.verification import answer, find_service
 from catalog.store.versions import latest_version
 from catalog.text import Line, Name
@@ -74,6 +75,18 @@ def verify(
             service=service,
         )
         purpose = granted[0].request.purpose if granted else None
+        revoked = (
+            []
+            if granted
+            else revoked_grants(
+                session,
+                principal.department_id,
+                contract.dataset,
+                now,
+                kind="verification",
+                service=service,
+            )
+        )
     base = AuditEvent(
         action="verify",
         result="denied",
@@ -87,6 +100,12 @@ def verify(
         record_refusal(
             state.store, replace(base, detail={**base.detail, "reason": "no grant"}), now
         )
+        if revoked:
+            zone = ZoneInfo(state.settings.timezone)
+            view = replace(
+                grant_view(revoked[0]), revoked_at=revoked[0].revoked_at.astimezone(zone)
+            )
+            raise AccessDenied(revocation_notice(contract.dataset, view))
         raise AccessDenied(f"verification service {service!r} needs a grant for your department")
     admission = admit(state.store, principal.user_id, service, now, limit)
     if not admission.admitted:

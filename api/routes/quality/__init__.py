@@ -1,0 +1,1 @@
+"""Routes of the quality core: quarantine, freshness, scorecards and benefit, notifications."""
