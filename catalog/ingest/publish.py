@@ -102,7 +102,8 @@ def _quarantine(
 
 
 def _passing(excluded: bool) -> str:
-    """The rows to apply: staged, passing every rule, and (when any) not stale."""
+    """The rows to apply: staged, passing every rule, and (``excluded``) neither stale nor
+    unresolved by a blocking reference."""
     rows = f"stg.{STAGING_TABLE} s ANTI JOIN stg.{VERDICTS_TABLE} v USING (_rid)"
     return f"{rows} ANTI JOIN {_EXCLUDED} x USING (_rid)" if excluded else rows
 
@@ -354,14 +355,17 @@ def _publish_attached(con: duckdb.DuckDBPyConnection, delivery: Delivery) -> Pub
     con.execute("BEGIN")
     try:
         quarantined = _quarantine(con, contract, delivery.run_id, delivery.at)
-        if not quality.publishable or refusal or unchanged:
-            con.execute("COMMIT")
-            status = "unchanged" if unchanged and not refusal else "rejected"
-            return PublishResult(status, None, 0, quarantined, message=refusal)
+        # Stale and unresolved rows (found only for a publishable delivery) are kept even
+        # when nothing else changes or a full delivery is refused.
         if stale:
             _quarantine_stale(con, contract, delivery.run_id, delivery.at)
         if unresolved:
             _quarantine_unresolved(con, contract, delivery.run_id, delivery.at)
+        if not quality.publishable or refusal or unchanged:
+            con.execute("COMMIT")
+            status = "unchanged" if unchanged and not refusal else "rejected"
+            kept = quarantined + rows_stale + unresolved
+            return PublishResult(status, None, 0, kept, rows_stale, message=refusal)
         _upsert(con, contract, delivery.run_id, has_rows=has_rows, stale=excluded, prior=prior)
         if absent:
             keys = ", ".join(quote_ident(k) for k in contract.key)

@@ -97,3 +97,19 @@ def test_a_truncated_full_export_is_refused_and_loses_nothing(tmp_path, lake, co
     assert truncated.status == "rejected"
     assert "delete 30 of 40" in truncated.message and "max_deletion_rate" in truncated.message
     assert _keys(lake, "population") == {r["id_number"] for r in rows}
+
+
+def test_an_older_re_delivery_publishes_nothing_and_keeps_its_rows(tmp_path, lake, contracts):
+    """Every row older than the published one with its key: nothing changes, and the stale
+    rows are still kept in quarantine with their reason (nothing is lost)."""
+    from catalog.quality.quarantine import QuarantineQuery, list_rows
+
+    population = contracts["population"]
+    rows = population_rows(12, seed=25)
+    assert _ingest(lake, population, rows, tmp_path / "d1.csv").status == "published"
+    older = [dict(r, updated_at="1999-01-01 00:00:00") for r in rows]
+    outcome = _ingest(lake, population, older, tmp_path / "d2.csv")
+    assert outcome.status == "unchanged" and outcome.rows_quarantined == len(rows)
+    with lake.reader() as con:
+        total, kept = list_rows(con, population, QuarantineQuery(), "owner")
+    assert total == len(rows) and {r["status"] for r in kept} == {"superseded"}
