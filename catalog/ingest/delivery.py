@@ -38,7 +38,7 @@ from catalog.ingest.staging import (
 )
 from catalog.ingest.validation import QualitySummary, evaluate
 from catalog.quality.notifications import Event, notify_all
-from catalog.quality.references import check_latest as check_references
+from catalog.quality.references import check_affected as check_references
 from catalog.settings import Settings
 from catalog.sharing.audit import AuditEvent, record
 from catalog.sharing.principal import local_operator
@@ -381,7 +381,7 @@ def run_ingest(
         apply_publish(outcome, publish(lake, contract, quality, report.files, run_id), quality)
         if outcome.version is not None:
             step("references")
-            check_references(lake, contract)
+            check_references(lake, contract, load_contracts(lake.settings.schemas_dir))
     except (IngestError, LakeBusy) as exc:
         outcome.status = "failed"
         outcome.message = str(exc)

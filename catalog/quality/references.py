@@ -12,6 +12,7 @@ rows are reported, never dropped; a ``blocking`` reference also quarantines them
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
@@ -172,3 +173,17 @@ def latest_results(
         params,
     ).fetchall()
     return [ReferenceResult(*r[:8], json.loads(r[8]) if r[8] else [], r[9]) for r in rows]
+
+
+def check_affected(
+    lake: Lake, contract: Contract, contracts: Mapping[str, Contract]
+) -> list[ReferenceResult]:
+    """After a publish of ``contract``'s dataset: its own references, and those of every
+    dataset referring to it (their target just changed)."""
+    results = check_latest(lake, contract)
+    for other in contracts.values():
+        if other.dataset != contract.dataset and any(
+            ref.dataset == contract.dataset for ref in other.references
+        ):
+            results += check_latest(lake, other)
+    return results

@@ -52,12 +52,13 @@ def build_freshness_check(contract: Contract) -> dg.AssetChecksDefinition:
 
 def freshness_schedule(checks: list[dg.AssetChecksDefinition]) -> dg.ScheduleDefinition:
     job = dg.define_asset_job(
-        "freshness",
+        "quality_checks",
         selection=dg.AssetSelection.checks(*checks),
-        description="Check every published dataset against its update cycle",
+        description="Check every published dataset against its update cycle and its "
+        "references against their targets' latest versions",
     )
     return dg.ScheduleDefinition(
-        name="freshness_hourly",
+        name="quality_checks_hourly",
         job=job,
         cron_schedule="7 * * * *",
         default_status=dg.DefaultScheduleStatus.RUNNING,
@@ -83,7 +84,18 @@ def build_reference_checks(contract: Contract) -> dg.AssetChecksDefinition | Non
     @dg.multi_asset_check(specs=specs, name=f"references_{dataset}")
     def _references(platform: PlatformResource):
         by_name = {ref.name: ref for ref in contract.references}
-        for result in check_latest(platform.lake, contract):
+        results = check_latest(platform.lake, contract)
+        if not results:  # the dataset has no version yet: nothing to check
+            for ref in contract.references:
+                yield dg.AssetCheckResult(
+                    asset_key=published_key(dataset),
+                    check_name=f"reference_{ref.name}",
+                    passed=True,
+                    severity=dg.AssetCheckSeverity.WARN,
+                    description=f"{dataset} has no published version yet: nothing to check",
+                )
+            return
+        for result in results:
             ref = by_name[result.reference]
             if result.target_version is None:
                 text = f"{ref.dataset} has no published version yet: not checked"

@@ -142,3 +142,51 @@ def test_generated_samples_resolve_what_the_declarations_draw_from(world):
     assert [r for r in pooled if r.unresolved] == []
     region = next(r for r in results if r.dataset == "population")
     assert region.target == "geography" and region.checked == 400
+
+
+def _population_result(lake):
+    with lake.reader() as con:
+        return latest_results(con, "population")[0]
+
+
+def test_a_new_target_version_rechecks_the_datasets_that_refer_to_it(tmp_path, settings, contracts):
+    lake = Lake(settings)
+    population, geo = contracts["population"], contracts["geography"]
+    rows = population_rows(30, seed=33)
+    assert run_ingest(population, [write_delivery(population, rows, tmp_path / "p.csv")], lake)
+    assert _population_result(lake).target_version is None  # geography not published yet
+    assert run_ingest(geo, [write_delivery(geo, _geography_rows(), tmp_path / "g.csv")], lake)
+    result = _population_result(lake)
+    lake.close()
+    assert result.target_version == 1 and result.checked == len(rows)
+    assert result.unresolved == sum(1 for r in rows if r["region_code"] == "330108")
+
+
+def test_the_dagster_job_of_a_target_runs_the_referring_checks(tmp_path, settings, contracts):
+    import dagster as dg
+
+    from pipelines.definitions import build_definitions
+
+    defs = build_definitions(contracts, str(settings.home))
+    population, geo = contracts["population"], contracts["geography"]
+    files = {
+        "population": write_delivery(population, population_rows(30, seed=34), tmp_path / "p.csv"),
+        "geography": write_delivery(geo, _geography_rows(), tmp_path / "g.csv"),
+    }
+    with dg.DagsterInstance.ephemeral() as instance:
+        for name in ("population", "geography"):
+            result = defs.resolve_job_def(f"ingest_{name}").execute_in_process(
+                run_config={"ops": {f"stage_{name}": {"config": {"files": [str(files[name])]}}}},
+                instance=instance,
+                raise_on_error=False,
+            )
+            assert result.success, name
+        checks = {
+            e.asset_check_evaluation_data.check_name
+            for e in result.all_events
+            if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        }
+    assert "reference_region_in_geography" in checks  # population's, in geography's run
+    lake = Lake(settings)
+    assert _population_result(lake).target_version == 1
+    lake.close()
