@@ -79,6 +79,11 @@ def already_published(
     version: each file's checksum and the newest such version; otherwise None."""
     with lake.reader() as con:
         known = checksum_versions(con, contract.dataset)
+    if contract.source.delivery == "full":
+        # A full delivery is the whole dataset: an older file sent again restores that
+        # state (after a bad delivery), so only the latest version's files are "the same".
+        latest = max((v.version for v in known.values()), default=None)
+        known = {sha: v for sha, v in known.items() if v.version == latest}
     if not files or any(f.sha256 not in known for f in files):
         return None
     return {f.sha256: known[f.sha256] for f in files}

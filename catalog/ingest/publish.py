@@ -31,7 +31,13 @@ from catalog.quality.references import applies_sql, match_sql
 from catalog.sharing.masking import mask_sql
 from catalog.sql import quote_ident, sql_literal
 from catalog.store.lake import LAKE, Lake, published_table, quarantine_table
-from catalog.store.versions import Version, insert_version, next_snapshot_id, next_version_number
+from catalog.store.versions import (
+    VERSIONS,
+    Version,
+    insert_version,
+    next_snapshot_id,
+    next_version_number,
+)
 
 LINEAGE_COLUMNS = {"_source_file": "VARCHAR", "_source_row": "BIGINT", "_run_id": "VARCHAR"}
 QUARANTINE_COLUMNS = {
@@ -475,20 +481,30 @@ def _marker_rows(con: duckdb.DuckDBPyConnection, contract: Contract, stale: bool
 
 
 def _deletion_refusal(con: duckdb.DuckDBPyConnection, contract: Contract, absent: int) -> str:
-    """Why a full delivery deleting too much of the register is refused ('' when it is not)."""
+    """Why a full delivery deleting too much of the register is refused ('' when it is not).
+    Measured against the largest the register was over the past year, not only its size
+    now, so that halving it delivery after delivery is refused as soon as the drop in all
+    exceeds the limit."""
     if not absent:
         return ""
-    total = int(
-        con.execute(f"SELECT count(*) FROM {published_table(contract.dataset)}").fetchone()[0]
-    )
+    table = published_table(contract.dataset)
+    total = int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    largest = con.execute(
+        f"SELECT max(row_count) FROM {VERSIONS} WHERE dataset = ? "
+        f"AND published_at > now() - INTERVAL 365 DAY",
+        [contract.dataset],
+    ).fetchone()[0]
+    baseline = max(total, int(largest or 0))
+    kept = total - absent
     limit = contract.source.max_deletion_rate
-    if absent / total <= limit:
+    if (baseline - kept) / baseline <= limit:
         return ""
     return (
-        f"a full delivery would delete {absent} of {total} published rows "
-        f"({absent / total:.1%} > source.max_deletion_rate {limit:.1%}): refused as a "
-        "likely truncated export; nothing published. Send the whole dataset, or raise "
-        "max_deletion_rate in the contract if the register really shrank"
+        f"a full delivery would delete {absent} of {total} published rows, leaving {kept} "
+        f"of the {baseline} the register held at most in the past year "
+        f"({(baseline - kept) / baseline:.1%} fewer > source.max_deletion_rate {limit:.1%}): "
+        "refused as a likely truncated export; nothing published. Send the whole dataset, "
+        "or raise max_deletion_rate in the contract if the register really shrank"
     )
 
 

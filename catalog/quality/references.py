@@ -3,7 +3,7 @@
 For each reference of a dataset's version, the rows whose referring items are present (and,
 with ``when_format``, well-formed of that format) are looked up in the latest version of the
 target dataset: counts of resolved and unresolved rows and a few examples of unresolved ones
-(the row's key, masked as its contract says) are stored in ``meta.reference_results``. A
+(the file and row that delivered them, no values) are stored in ``meta.reference_results``. A
 reference whose target has no version yet is stored as ``checked = 0`` with a note. Unresolved
 rows are reported, never dropped; a ``blocking`` reference also quarantines them at publish
 (:mod:`catalog.ingest.publish`).
@@ -20,7 +20,6 @@ import duckdb
 
 from catalog.contracts import Contract, Reference
 from catalog.ingest.rules.expressions import ric_valid_sql, uscc_valid_sql
-from catalog.sharing.masking import mask_sql
 from catalog.sql import quote_ident
 from catalog.store.lake import LAKE, META_SCHEMA, Lake
 from catalog.store.versions import Version, latest_version, version_relation
@@ -40,7 +39,7 @@ class ReferenceResult:
     resolved: int
     unresolved: int
     examples: list[str]
-    """Keys of a few unresolved rows, masked as the key items' masks say."""
+    """A few unresolved rows as ``file:row`` of the delivery that carried them."""
     checked_at: datetime
 
     def as_dict(self) -> dict:
@@ -67,11 +66,11 @@ def match_sql(ref: Reference, source: str, target: str) -> str:
     )
 
 
-def _key_shown(contract: Contract, alias: str) -> str:
-    return " || '/' || ".join(
-        f"coalesce({mask_sql(contract.item(k), f'{alias}.{quote_ident(k)}')}, '')"
-        for k in contract.key
-    )
+def _where_shown(alias: str) -> str:
+    """Where an unresolved row came from (its delivered file and row), never a value from
+    it: a partial mask of an identity number can be rebuilt (docs/access.md), and the office
+    reads no row values."""
+    return f"{alias}._source_file || ':' || CAST({alias}._source_row AS VARCHAR)"
 
 
 def check(
@@ -100,7 +99,7 @@ def check(
     examples = [
         row[0]
         for row in con.execute(
-            f"SELECT {_key_shown(contract, 's')} {unresolved} ORDER BY 1 LIMIT {EXAMPLES}"
+            f"SELECT {_where_shown('s')} {unresolved} ORDER BY 1 LIMIT {EXAMPLES}"
         ).fetchall()
     ]
     return ReferenceResult(

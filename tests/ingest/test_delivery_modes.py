@@ -113,3 +113,31 @@ def test_an_older_re_delivery_publishes_nothing_and_keeps_its_rows(tmp_path, lak
     with lake.reader() as con:
         total, kept = list_rows(con, population, QuarantineQuery(), "owner")
     assert total == len(rows) and {r["status"] for r in kept} == {"superseded"}
+
+
+def test_halving_a_full_register_delivery_after_delivery_is_refused(tmp_path, lake, contracts):
+    """Each step deletes no more than half of what is published, but the register is
+    measured against its largest size of the past year, so erosion stops at the limit."""
+    full = _with_source(contracts["population"], delivery="full", max_deletion_rate=0.5)
+    rows = population_rows(40, seed=26)
+    assert _ingest(lake, full, rows, tmp_path / "d1.csv").status == "published"
+    assert _ingest(lake, full, rows[:20], tmp_path / "d2.csv").status == "published"
+    eroded = _ingest(lake, full, rows[:10], tmp_path / "d3.csv")
+    assert eroded.status == "rejected" and "of the 40" in eroded.message
+    assert len(_keys(lake, "population")) == 20
+
+
+def test_the_whole_file_sent_again_restores_a_full_register(tmp_path, lake, contracts):
+    """After a bad full delivery, the department's earlier complete file (byte for byte)
+    publishes again: for a full delivery only the latest version's files are 'the same'."""
+    full = _with_source(contracts["population"], delivery="full", max_deletion_rate=0.5)
+    rows = population_rows(30, seed=27)
+    whole = write_delivery(full, rows, tmp_path / "whole.csv")
+    copy = tmp_path / "again" / "whole.csv"
+    copy.parent.mkdir()
+    copy.write_bytes(whole.read_bytes())
+    assert run_ingest(full, [whole], lake).status == "published"
+    assert _ingest(lake, full, rows[:20], tmp_path / "cut.csv").status == "published"
+    restored = run_ingest(full, [copy], lake)
+    assert restored.status == "published", restored.message
+    assert _keys(lake, "population") == {r["id_number"] for r in rows}
