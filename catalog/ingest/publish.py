@@ -29,8 +29,8 @@ from catalog.ingest.validation import VERDICTS_TABLE, QualitySummary, reasons_re
 from catalog.quality.quarantine import RESOLUTION_COLUMNS, add_resolution_columns, resolve_sql
 from catalog.quality.references import applies_sql, match_sql
 from catalog.sharing.masking import mask_sql
-from catalog.sql import quote_ident, sql_literal
-from catalog.store.lake import LAKE, Lake, published_table, quarantine_table
+from catalog.sql import key_in, quote_ident, sql_literal
+from catalog.store.lake import LAKE, Lake, published_table, quarantine_table, table_exists
 from catalog.store.versions import (
     VERSIONS,
     Version,
@@ -192,17 +192,9 @@ def _upsert(
     its published value."""
     table = published_table(contract.dataset)
     passing = _passing(stale)
-    keys = ", ".join(quote_ident(k) for k in contract.key)
     if has_rows:
-        typed_keys = ", ".join(
-            f"{typed_sql(contract.item(k), 's.' + quote_ident(k))} AS {quote_ident(k)}"
-            for k in contract.key
-        )
-        con.execute(
-            f"DELETE FROM {table} WHERE ({keys}) IN (SELECT ({typed_keys}) FROM {passing})"
-            if len(contract.key) > 1
-            else f"DELETE FROM {table} WHERE {keys} IN (SELECT {typed_keys} FROM {passing})"
-        )
+        typed = [typed_sql(contract.item(k), "s." + quote_ident(k)) for k in contract.key]
+        con.execute(f"DELETE FROM {table} WHERE {key_in(contract.key, typed, passing)}")
     values = []
     for item in contract.items:
         value = typed_sql(item, "s." + quote_ident(item.name))
@@ -374,18 +366,14 @@ def _publish_attached(con: duckdb.DuckDBPyConnection, delivery: Delivery) -> Pub
             return PublishResult(status, None, 0, kept, rows_stale, message=refusal)
         _upsert(con, contract, delivery.run_id, has_rows=has_rows, stale=excluded, prior=prior)
         if absent:
-            keys = ", ".join(quote_ident(k) for k in contract.key)
+            keys = [quote_ident(k) for k in contract.key]
             con.execute(
                 f"DELETE FROM {published_table(contract.dataset)} "
-                f"WHERE ({keys}) IN (SELECT ({keys}) FROM {_ABSENT})"
-                if len(contract.key) > 1
-                else f"DELETE FROM {published_table(contract.dataset)} "
-                f"WHERE {keys} IN (SELECT {keys} FROM {_ABSENT})"
+                f"WHERE {key_in(contract.key, keys, _ABSENT)}"
             )
         version = _new_version(con, delivery, rows_deleted=absent + marked)
-        keys = ", ".join(f"s.{quote_ident(k)}" for k in contract.key)
         con.execute(
-            resolve_sql(contract, f"SELECT {keys} FROM {_passing(excluded)}"),
+            resolve_sql(contract, _passing(excluded)),
             [delivery.run_id, version.version, delivery.at, delivery.run_id],
         )
         insert_version(con, version)
@@ -418,7 +406,7 @@ def _find_unresolved(con: duckdb.DuckDBPyConnection, contract: Contract) -> int:
     (temp table of _rid, rule, reason). A target never published is not checked."""
     parts = []
     for ref in contract.references:
-        if not ref.blocking or not _table_exists(con, ref.dataset):
+        if not ref.blocking or not table_exists(con, "published", ref.dataset):
             continue
         rule = sql_literal(f"reference.{ref.name}")
         reason = sql_literal(f"{ref.description} (not found in {ref.dataset})")
@@ -435,16 +423,6 @@ def _find_unresolved(con: duckdb.DuckDBPyConnection, contract: Contract) -> int:
         f"FROM ({' UNION ALL '.join(parts)}) GROUP BY _rid"
     )
     return int(con.execute(f"SELECT count(*) FROM {_UNRESOLVED}").fetchone()[0])
-
-
-def _table_exists(con: duckdb.DuckDBPyConnection, dataset: str) -> bool:
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? "
-            "AND schema_name = 'published' AND table_name = ?",
-            [LAKE, dataset],
-        ).fetchone()[0]
-    )
 
 
 def _exclude(con: duckdb.DuckDBPyConnection, stale: bool, unresolved: bool) -> bool:

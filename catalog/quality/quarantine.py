@@ -24,8 +24,8 @@ from typing import Literal
 import duckdb
 
 from catalog.contracts import Contract
-from catalog.sql import quote_ident
-from catalog.store.lake import LAKE, quarantine_table
+from catalog.sql import key_in, quote_ident
+from catalog.store.lake import quarantine_table, table_exists
 
 RESOLUTION_COLUMNS = {
     "_resolved_run_id": "VARCHAR",
@@ -51,30 +51,17 @@ def add_resolution_columns(con: duckdb.DuckDBPyConnection, dataset: str) -> None
             con.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
 
-def resolve_sql(contract: Contract, published_keys: str) -> str:
-    """UPDATE marking the open rows of earlier runs whose key ``published_keys`` (a SELECT of
-    the key items as staged text) now publishes. Parameters: run id, version, time, run id.
-    Keys compare as normalised text, the form both quarantine and staging hold."""
-    keys = ", ".join(quote_ident(k) for k in contract.key)
-    match = (
-        f"({keys}) IN ({published_keys})"
-        if len(contract.key) > 1
-        else (f"{keys} IN ({published_keys})")
-    )
+def resolve_sql(contract: Contract, published: str) -> str:
+    """UPDATE marking the open rows of earlier runs whose key now publishes: ``published`` is
+    the relation (alias ``s``) of the rows the delivery applies, keys as staged text.
+    Parameters: run id, version, time, run id. Keys compare as normalised text, the form both
+    quarantine and staging hold."""
+    match = key_in(contract.key, [f"s.{quote_ident(k)}" for k in contract.key], published)
     return (
         f"UPDATE {quarantine_table(contract.dataset)} SET _resolved_run_id = ?, "
         f"_resolved_version = ?, _resolved_at = ? "
         f"WHERE _resolved_at IS NULL AND _run_id <> ? AND {match}"
     )
-
-
-def _exists(con: duckdb.DuckDBPyConnection, dataset: str) -> bool:
-    row = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND schema_name = "
-        "'quarantine' AND table_name = ?",
-        [LAKE, dataset],
-    ).fetchone()
-    return bool(row and row[0])
 
 
 @dataclass(frozen=True)
@@ -117,7 +104,7 @@ def list_rows(
     office gets no values at all: a row is in quarantine because it is malformed, and a
     misaligned row carries an address in its region column, so redacting by column would
     not hold."""
-    if not _exists(con, contract.dataset):
+    if not table_exists(con, "quarantine", contract.dataset):
         return 0, []
     where, params = _where(query)
     table = quarantine_table(contract.dataset)
@@ -158,7 +145,7 @@ def counts(con: duckdb.DuckDBPyConnection, contracts: Iterable[Contract]) -> lis
     for contract in contracts:
         by_status: Mapping[str, int] = {}
         by_rule: dict[str, int] = {}
-        if _exists(con, contract.dataset):
+        if table_exists(con, "quarantine", contract.dataset):
             table = quarantine_table(contract.dataset)
             by_status = dict(
                 con.execute(f"SELECT {_STATUS_SQL}, count(*) FROM {table} GROUP BY ALL").fetchall()

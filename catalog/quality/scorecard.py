@@ -311,14 +311,8 @@ def compute(
         quantity = _quantity(con, dept, start, end)
         quality = _quality(con, dept, start, end)
         timeliness, by_dataset = _timeliness(con, dept, start, end, grace_ratio)
-        published = {
-            c.dataset
-            for c in dept.contracts
-            if con.execute(
-                f"SELECT count(*) FROM {VERSIONS} WHERE dataset = ? AND published_at < ?",
-                [c.dataset, end],
-            ).fetchone()[0]
-        }
+        # A share is None exactly for a dataset without a version before the month's end.
+        published = {name for name, share in by_dataset.items() if share is not None}
         use = _use(session, dept, published, start, end)
         measures = {
             "completeness": quality["completeness"],

@@ -305,3 +305,13 @@ def published_table(dataset: str) -> str:
 
 def quarantine_table(dataset: str) -> str:
     return f"{LAKE}.quarantine.{quote_ident(dataset)}"
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    """Whether the lake holds ``schema.table`` (a dataset never published has none)."""
+    row = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND schema_name = ? "
+        "AND table_name = ?",
+        [LAKE, schema, table],
+    ).fetchone()
+    return bool(row and row[0])

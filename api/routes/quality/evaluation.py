@@ -13,6 +13,7 @@ from api.auth import Office, Reviewer, record_listing
 from api.deps import ContractDep, CursorDep, StateDep
 from api.errors import ErrorMessage
 from api.params import Moment, QueryText
+from api.routes.quality import refuse_other_providers
 from catalog.quality.freshness import all_freshness
 from catalog.quality.references import latest_results
 from catalog.quality.scorecard import (
@@ -23,8 +24,7 @@ from catalog.quality.scorecard import (
     month_bounds,
     store_cards,
 )
-from catalog.sharing.access import AccessDenied
-from catalog.sharing.audit import AuditEvent, record, record_refusal
+from catalog.sharing.audit import AuditEvent, record
 from catalog.store.versions import latest_versions
 from catalog.text import InputError
 
@@ -193,19 +193,10 @@ def dataset_benefit(
     since: Moment | None = None,
     until: Moment | None = None,
 ) -> BenefitPublic:
-    if principal.role == "provider" and (
-        contract.catalog.provider.code != principal.department_code
-    ):
-        reason = "a provider sees the benefit of its own datasets only"
-        event = AuditEvent(
-            action="benefit.read",
-            result="denied",
-            actor=principal,
-            dataset=contract.dataset,
-            detail={"reason": reason},
-        )
-        record_refusal(state.store, event, state.now())
-        raise AccessDenied(reason)
+    refuse_other_providers(
+        state, principal, contract, "benefit.read",
+        "a provider sees the benefit of its own datasets only",
+    )  # fmt: skip
     end = until or state.now()
     try:
         start = since or end - timedelta(days=365)

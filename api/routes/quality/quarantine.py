@@ -11,9 +11,9 @@ from pydantic import BaseModel
 from api.auth import Reviewer, record_listing
 from api.deps import ContractDep, CursorDep, StateDep
 from api.params import Offset, QueryText, VersionNumber
+from api.routes.quality import refuse_other_providers
 from catalog.quality.quarantine import QuarantineQuery, by_department, counts, list_rows
-from catalog.sharing.access import AccessDenied
-from catalog.sharing.audit import AuditEvent, record, record_refusal
+from catalog.sharing.audit import AuditEvent, record
 from catalog.store.versions import get_version
 
 router = APIRouter(prefix="/quality/quarantine", tags=["quality"])
@@ -84,21 +84,10 @@ def quarantine_rows(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Offset = 0,
 ) -> QuarantinePage:
-    owner = contract.catalog.provider.code == principal.department_code
-    if principal.role == "provider" and not owner:
-        reason = "a provider reads only its own datasets' quarantine"
-        record_refusal(
-            state.store,
-            AuditEvent(
-                action="quarantine.read",
-                result="denied",
-                actor=principal,
-                dataset=contract.dataset,
-                detail={"reason": reason},
-            ),
-            state.now(),
-        )
-        raise AccessDenied(reason)
+    refuse_other_providers(
+        state, principal, contract, "quarantine.read",
+        "a provider reads only its own datasets' quarantine",
+    )  # fmt: skip
     run_id = None
     if version is not None:
         found = get_version(cursor, contract.dataset, version)
