@@ -1,7 +1,8 @@
 """One ingest run of a department delivery: stage → validate → quarantine/publish → file it.
 
 The CLI calls :func:`run_ingest` directly; the Dagster assets call the same steps one by one
-(:func:`catalog.ingest.staging.stage`, :func:`validate_staged`,
+(:func:`catalog.ingest.staging.stage` and :func:`validate_staged` in the staging step, whose
+verdicts the quality checks count; :func:`summarise_staged` and
 :func:`catalog.ingest.publish.publish`) and :func:`finish_run` at the end. Handed-over files
 are filed afterwards: ``archive/<dataset>/<run>/`` when used (with a ``note.txt`` when the
 delivery was an identical re-delivery of files already published), ``rejected/<dataset>/<run>/``
@@ -36,7 +37,7 @@ from catalog.ingest.staging import (
     remove_staging,
     stage,
 )
-from catalog.ingest.validation import QualitySummary, evaluate
+from catalog.ingest.validation import QualitySummary, evaluate, summarise
 from catalog.quality.notifications import Event, notify_all
 from catalog.quality.references import check_affected as check_references
 from catalog.settings import Settings
@@ -106,9 +107,19 @@ def redelivery_message(
 
 
 def validate_staged(contract: Contract, settings: Settings, run_id: str) -> QualitySummary:
+    """Evaluate every rule on the staged delivery (writes its verdicts)."""
     con = open_staging(settings, contract.dataset, run_id)
     try:
         return evaluate(con, contract)
+    finally:
+        con.close()
+
+
+def summarise_staged(contract: Contract, settings: Settings, run_id: str) -> QualitySummary:
+    """The quality summary of a staged delivery already validated (:func:`validate_staged`)."""
+    con = open_staging(settings, contract.dataset, run_id)
+    try:
+        return summarise(con, contract)
     finally:
         con.close()
 

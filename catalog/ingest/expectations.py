@@ -14,7 +14,10 @@ Mapping of rules to expectations:
   them; in the compound form a key with any null is never a duplicate, and rows whose key
   columns are all null count as missing.
 * every other kind (including the compiler's ``unique_key``, which fails all but one row of a
-  key) -> ``UnexpectedRowsExpectation`` with ``SELECT * FROM {batch} WHERE <failing_sql>``.
+  key) -> ``UnexpectedRowsExpectation`` with ``SELECT * FROM {batch} WHERE <failing_sql>``,
+  or, given the run's verdicts, the rows they list for the rule: validation has evaluated
+  the predicates once already, and the pipeline's checks count its result (a second
+  evaluation doubled the cost of checking a delivery).
   ``failing_sql`` may read other tables of the same file
   (``region_code NOT IN (SELECT code FROM ref_regions)``); unqualified names resolve in the
   database's default schema (``main``), also when the validated table is in another schema.
@@ -61,6 +64,7 @@ from pathlib import Path
 from typing import Any
 
 from catalog.ingest.rules import Rule
+from catalog.sql import sql_literal
 
 __all__ = ["ExpectationRunError", "Rule", "RuleOutcome", "run_suite"]
 
@@ -93,14 +97,23 @@ class ExpectationRunError(RuntimeError):
 
 
 def run_suite(
-    db_path: Path, table: str, rules: Sequence[Rule], suite_name: str
+    db_path: Path,
+    table: str,
+    rules: Sequence[Rule],
+    suite_name: str,
+    verdicts: str | None = None,
 ) -> list[RuleOutcome]:
     """Validate ``table`` of the DuckDB file ``db_path`` against ``rules``.
 
     ``table`` is ``name``, ``schema.name`` or ``catalog.schema.name`` (parts may be
     double-quoted); it is used verbatim in SQL. The whole table is one batch and all rules run
-    in one validation. Raises :class:`ExpectationRunError` for a missing file or table and
-    naming the rules GX could not evaluate; ``ValueError`` for duplicate rule names or a
+    in one validation. ``verdicts``: a table of the same file with ``_rid`` and ``_rules``
+    (the rule names each failing row breaks, :func:`catalog.ingest.validation.evaluate`);
+    query rules then count the batch's rows it lists for them instead of evaluating their
+    predicates again, while GX computes the native checks itself.
+
+    Raises :class:`ExpectationRunError` for a missing file or table and naming the rules GX
+    could not evaluate; ``ValueError`` for duplicate rule names or a
     malformed table name.
     """
     names = [rule.name for rule in rules]
@@ -130,7 +143,7 @@ def run_suite(
 
         suite = gx.ExpectationSuite(name=suite_name)
         for rule in rules:
-            suite.add_expectation(_expectation(gx, rule))
+            suite.add_expectation(_expectation(gx, rule, verdicts))
         # Gives element_count for query rules; table.row_count is computed anyway, so it is free.
         suite.add_expectation(
             gx.expectations.ExpectTableRowCountToBeBetween(
@@ -157,7 +170,7 @@ def run_suite(
     return [_outcome(rule, by_rule[rule.name], row_count) for rule in rules]
 
 
-def _expectation(gx: Any, rule: Rule) -> Any:
+def _expectation(gx: Any, rule: Rule, verdicts: str | None = None) -> Any:
     meta = {"rule": rule.name, "kind": rule.kind}
     # A suite silently drops an expectation equal to one it holds, meta aside; the description
     # keeps two rules that compile to the same expectation apart.
@@ -183,8 +196,14 @@ def _expectation(gx: Any, rule: Rule) -> Any:
             return gx.expectations.ExpectCompoundColumnsToBeUnique(
                 column_list=list(columns), meta=meta, description=description
             )
+    failing = rule.failing_sql
+    if verdicts is not None:
+        failing = (
+            f"_rid IN (SELECT _rid FROM {verdicts} "
+            f"WHERE list_contains(_rules, {sql_literal(rule.name)}))"
+        )
     return gx.expectations.UnexpectedRowsExpectation(
-        unexpected_rows_query=f"SELECT * FROM {{batch}} WHERE {_escape_braces(rule.failing_sql)}",
+        unexpected_rows_query=f"SELECT * FROM {{batch}} WHERE {_escape_braces(failing)}",
         meta=meta,
         description=description,
     )

@@ -29,6 +29,7 @@ from catalog.ingest.readers import (
     error_row,
     error_summary,
     find_undecodable_row,
+    not_utf8,
     open_source,
 )
 from catalog.ingest.rules import (
@@ -165,10 +166,11 @@ FILES_TABLE = "ref_files"
 
 
 def _select_normalised(
-    contract: Contract, mapping: dict[str, str], seq: int, name: str, source: RawSource
+    contract: Contract, mapping: dict[str, str], seq: int, source: RawSource
 ) -> str:
-    """One file's rows, normalised while they are read."""
-    columns = [f"{sql_literal(name)} AS _file", f"{seq} AS _file_seq"]
+    """One file's rows, normalised while they are read (the file's name is in ``ref_files``:
+    a name per row would cost the load 5%)."""
+    columns = [f"{seq} AS _file_seq"]
     for item in contract.items:
         header = mapping.get(item.name)
         raw = quote_ident(header) if header is not None else "CAST(NULL AS VARCHAR)"
@@ -191,15 +193,50 @@ def _load_file(con: duckdb.DuckDBPyConnection, seq: int, select: str) -> int:
     return int(first)
 
 
+def _load_source(
+    con: duckdb.DuckDBPyConnection, contract: Contract, path: Path, seq: int, scratch: Path
+) -> tuple[int, dict[str, str], list[str]]:
+    """Load one file: its first rowid, item → header mapping and unclaimed headers. A CSV
+    whose header is UTF-8 but whose rows are not (a GBK export with a Latin header) is read
+    again as GB18030."""
+    geometry = contract.source.geometry_field
+    source = open_source(con, path, scratch, geometry)
+    try:
+        return _load_mapped(con, contract, path, seq, source)
+    except duckdb.Error as exc:
+        if source.encoding != "utf-8" or not not_utf8(exc):
+            raise
+        row = error_row(str(exc))
+    try:
+        again = open_source(con, path, scratch, geometry, "gb18030")
+    except IngestError as exc:
+        # Neither reads it: the rows above the one UTF-8 stopped at were UTF-8.
+        message = "not valid UTF-8 (nor GB18030): the file mixes encodings or is damaged"
+        raise IngestError(path, message, row=row) from exc
+    return _load_mapped(con, contract, path, seq, again)
+
+
+def _load_mapped(
+    con: duckdb.DuckDBPyConnection, contract: Contract, path: Path, seq: int, source: RawSource
+) -> tuple[int, dict[str, str], list[str]]:
+    mapping, unclaimed = map_headers(contract, path, source)
+    first_rowid = _load_file(con, seq, _select_normalised(contract, mapping, seq, source))
+    return first_rowid, mapping, unclaimed
+
+
 def _create_staging_view(
-    con: duckdb.DuckDBPyConnection, first_rowids: list[int], carried: list[list[str]]
+    con: duckdb.DuckDBPyConnection,
+    names: list[str],
+    first_rowids: list[int],
+    carried: list[list[str]],
 ) -> None:
-    """``staging``: the rows with ``_rid`` (unique in the delivery) and ``_row`` (the data
-    row number in its file, 1 = first row under the header). ``ref_files`` keeps per file
-    its first rowid and ``_items``, the data items its columns carried."""
+    """``staging``: the rows with ``_rid`` (unique in the delivery), ``_file`` and ``_row``
+    (the data row number in its file, 1 = first row under the header). ``ref_files`` keeps
+    per file its name, first rowid and ``_items``, the data items its columns carried."""
     files = pa.table(
         {
             "_file_seq": list(range(len(first_rowids))),
+            "_file": names,
             "first_rowid": first_rowids,
             "_items": pa.array(carried, type=pa.list_(pa.string())),
         }
@@ -209,8 +246,8 @@ def _create_staging_view(
     con.unregister("file_offsets")
     con.execute(
         f"CREATE OR REPLACE VIEW {STAGING_TABLE} AS "
-        f"SELECT r.rowid AS _rid, r.rowid - f.first_rowid + 1 AS _row, r.* "
-        f"FROM {ROWS_TABLE} r JOIN (SELECT _file_seq, first_rowid FROM {FILES_TABLE}) f "
+        f"SELECT r.rowid AS _rid, f._file, r.rowid - f.first_rowid + 1 AS _row, r.* "
+        f"FROM {ROWS_TABLE} r JOIN (SELECT _file_seq, _file, first_rowid FROM {FILES_TABLE}) f "
         f"USING (_file_seq)"
     )
 
@@ -259,17 +296,15 @@ def stage(
         first_rowids: list[int] = []
         carried: list[list[str]] = []
         for seq, path in enumerate(files):
-            source = open_source(con, path, scratch, contract.source.geometry_field)
-            mapping, unclaimed = map_headers(contract, path, source)
+            try:
+                first_rowid, mapping, unclaimed = _load_source(con, contract, path, seq, scratch)
+            except duckdb.Error as exc:
+                raise _as_ingest_error(exc, [path]) from exc
+            first_rowids.append(first_rowid)
             if unclaimed:
                 ignored[path.name] = unclaimed
             carried.append([name for name in contract.item_names if name in mapping])
-            select = _select_normalised(contract, mapping, seq, path.name, source)
-            try:
-                first_rowids.append(_load_file(con, seq, select))
-            except duckdb.Error as exc:
-                raise _as_ingest_error(exc, [path]) from exc
-        _create_staging_view(con, first_rowids, carried)
+        _create_staging_view(con, [p.name for p in files], first_rowids, carried)
         _write_superseded(con, contract)
         counts = dict(
             con.execute(f"SELECT _file_seq, count(*) FROM {ROWS_TABLE} GROUP BY ALL").fetchall()

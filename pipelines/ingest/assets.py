@@ -28,6 +28,7 @@ from catalog.ingest.delivery import (
     apply_publish,
     finish_run,
     skip_if_unchanged,
+    summarise_staged,
     validate_staged,
 )
 from catalog.ingest.publish import PublishResult, publish
@@ -166,6 +167,8 @@ def build_staging_asset(contract: Contract) -> dg.AssetsDefinition:
             report = None
         if report is None:  # raised here, not in the handler: no traceback of the reader
             raise _failure(platform, outcome, paths, "delivery refused")
+        # The verdicts, once: the quality checks count them and the publish step splits by them.
+        quality = validate_staged(contract, platform.settings, run_id)
         manifest_path(platform.settings, dataset, run_id).write_text(
             json.dumps({"run_id": run_id, "files": [f.as_dict() for f in report.files]}),
             encoding="utf-8",
@@ -176,6 +179,7 @@ def build_staging_asset(contract: Contract) -> dg.AssetsDefinition:
             metadata={
                 "run_id": run_id,
                 "rows_read": report.rows_read,
+                "rows_failing": quality.rows_failed,
                 "files": [f.name for f in report.files],
                 "ignored_headers": dg.MetadataValue.json(report.ignored_headers),
             },
@@ -288,7 +292,7 @@ def build_publish_asset(contract: Contract) -> dg.AssetsDefinition:
         paths = [Path(f.path) for f in files]
         outcome = IngestOutcome(run_id, dataset, "failed", files)
         try:
-            quality = validate_staged(contract, platform.settings, run_id)
+            quality = summarise_staged(contract, platform.settings, run_id)
             result = publish(platform.lake, contract, quality, files, run_id)
         except LakeBusy as exc:
             outcome.message = str(exc)

@@ -15,6 +15,7 @@ import dagster as dg
 from catalog.contracts import Contract
 from catalog.ingest.rules import compile_rules
 from catalog.ingest.staging import STAGING_TABLE, staging_path
+from catalog.ingest.validation import VERDICTS_TABLE
 from pipelines.ingest.assets import ingest_run_id, staging_key
 from pipelines.resources import PlatformResource
 
@@ -52,6 +53,7 @@ def build_quality_checks(contract: Contract) -> dg.AssetChecksDefinition:
             STAGING_TABLE,
             rules,
             suite_name=f"{contract.dataset}_suite",
+            verdicts=VERDICTS_TABLE,
         )
         for rule, outcome in zip(rules, outcomes, strict=True):
             failing, rows = outcome.unexpected_count, outcome.element_count

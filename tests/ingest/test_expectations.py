@@ -400,3 +400,41 @@ def test_bad_arguments(people_db):
         run_suite(people_db, "people; DROP TABLE people", RULES[:1], "injection")
     with pytest.raises(ExpectationRunError, match="nope"):
         run_suite(people_db, "nope", RULES[:1], "no_table")
+
+
+def test_suite_fed_by_the_verdicts_counts_what_each_predicate_fails(tmp_path, contracts):
+    """The pipeline's checks count the verdicts validation wrote instead of evaluating the
+    predicates again: on a generated delivery with every kind of defect, each rule's count
+    is still the number of staged rows its own SQL fails, rule by rule."""
+    from catalog.ingest.rules import STAGING_TABLE, compile_rules
+    from catalog.ingest.staging import open_staging, stage, staging_path
+    from catalog.ingest.validation import VERDICTS_TABLE, evaluate
+    from catalog.samples import generate
+    from catalog.settings import Settings
+
+    settings = Settings(home=tmp_path / "runtime")
+    population = contracts["population"]
+    drop = generate(
+        tmp_path / "drops", rows=3000, seed=5, defect_rate=0.02, datasets=["population"]
+    )
+    path = tmp_path / "drops" / drop.datasets["population"].files[0]
+    stage(population, [path], settings, run_id="fed")
+    rules = compile_rules(population)
+    con = open_staging(settings, "population", "fed")
+    try:
+        evaluate(con, population)
+        expected = {
+            r.name: con.execute(
+                f"SELECT count(*) FROM {STAGING_TABLE} WHERE {r.failing_sql}"
+            ).fetchone()[0]
+            for r in rules
+        }
+    finally:
+        con.close()
+    outcomes = run_suite(
+        staging_path(settings, "population", "fed"), STAGING_TABLE, rules, "fed",
+        verdicts=VERDICTS_TABLE,
+    )  # fmt: skip
+    assert {o.rule: o.unexpected_count for o in outcomes} == expected
+    assert sum(1 for count in expected.values() if count) >= 5  # defects of several kinds
+    assert all(o.element_count == 3000 for o in outcomes)

@@ -128,3 +128,45 @@ def test_ragged_row_names_the_row(tmp_path, contracts, settings):
     error = _stage_error(contracts, settings, path)
     assert error.row == 6
     assert "row 6" in str(error)
+
+
+def _latin_header_delivery(contracts, path, encoding: str, rows):
+    """A delivery whose header row is the items' names (ASCII), its rows in ``encoding``."""
+    population = contracts["population"]
+    header = ",".join(item.name for item in population.items) + "\n"
+    body = "".join(
+        ",".join(row.get(item.name, "") for item in population.items) + "\n" for row in rows
+    )
+    path.write_bytes(header.encode("ascii") + body.encode(encoding))
+    return path
+
+
+@pytest.mark.parametrize("encoding", ["gbk", "gb18030", "utf-8"])
+def test_latin_header_over_chinese_rows_reads_in_their_encoding(
+    tmp_path, contracts, settings, encoding
+):
+    """The header alone cannot tell GBK from UTF-8: rows DuckDB refuses as UTF-8 are read
+    again as GB18030, and the names come out as the department wrote them."""
+    from catalog.ingest.staging import open_staging
+
+    rows = population_rows(40)
+    path = _latin_header_delivery(contracts, tmp_path / "latin.csv", encoding, rows)
+    report = stage(contracts["population"], [path], settings, run_id="latin")
+    con = open_staging(settings, "population", "latin")
+    try:
+        names = [r[0] for r in con.execute("SELECT name FROM staging ORDER BY _row").fetchall()]
+    finally:
+        con.close()
+    assert report.rows_read == 40
+    assert names == [row["name"] for row in rows]
+
+
+def test_bad_bytes_deep_in_a_latin_header_file_name_the_row(tmp_path, contracts, settings):
+    rows = population_rows(30)
+    path = _latin_header_delivery(contracts, tmp_path / "late.csv", "utf-8", rows)
+    data = path.read_bytes().split(b"\n")
+    data[25] = data[25] + b"\xff\xfe\xff"  # valid in neither UTF-8 nor GB18030
+    path.write_bytes(b"\n".join(data))
+    error = _stage_error(contracts, settings, path)
+    assert error.file.endswith("late.csv")
+    assert error.row == 25

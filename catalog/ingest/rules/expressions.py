@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from catalog.ingest.rules.reference import CLOCK_TABLE, REGION_YEARS_TABLE
+from catalog.ingest.rules.reference import CLOCK_TABLE, REGION_INDEX_TABLE, REGION_YEARS_TABLE
 
 if TYPE_CHECKING:
     from catalog.contracts import DataItem
@@ -50,34 +50,64 @@ def typed_sql(item: DataItem, col: str) -> str:
     return f"TRY_CAST({col} AS {SQL_TYPES[item.type]})"
 
 
+def ric_by_form(col: str, legacy: bool, modern: str, old: str | None = None) -> str:
+    """``modern`` for a value of the 18-character form, ``old`` for the 15-digit form of
+    GB 11643-1989 (read only when ``legacy``), NULL for anything else. Each rule tests the
+    shape once per row and reads its parts inside: DuckDB does not share a repeated regex
+    between expressions, and the shape tests were a third of validation's time."""
+    cases = f"WHEN regexp_full_match({col}, '{RIC_SHAPE}') THEN {modern}"
+    if legacy and old is not None:
+        cases += f" WHEN regexp_full_match({col}, '{RIC_LEGACY_SHAPE}') THEN {old}"
+    return f"CASE {cases} END"
+
+
+def _ric_check_sql(col: str) -> str:
+    """The check character of a value of the 18-character shape: digits 1-17 weighted and
+    summed (one ``list_dot_product`` over the digits: 2x faster than 17 ``substr`` terms),
+    modulo 11. Only inside a shape test (lists of other lengths would not multiply)."""
+    digits = f"list_transform(string_split(substr({col}, 1, 17), ''), lambda d: ascii(d) - 48)"
+    weights = "[" + ", ".join(str(w) for w in _RIC_WEIGHTS) + "]"
+    total = (
+        f"CAST(list_dot_product(CAST({digits} AS DOUBLE[]), CAST({weights} AS DOUBLE[])) AS BIGINT)"
+    )
+    return f"substr('{_RIC_CHECK}', ({total} % 11) + 1, 1)"
+
+
+def _modern_valid_sql(col: str) -> str:
+    return (
+        f"try_strptime(substr({col}, 7, 8), '%Y%m%d') IS NOT NULL"
+        f" AND {_ric_check_sql(col)} = substr({col}, 18, 1)"
+    )
+
+
+def _legacy_valid_sql(col: str) -> str:
+    return f"try_strptime('19' || substr({col}, 7, 6), '%Y%m%d') IS NOT NULL"
+
+
 def ric_valid_sql(col: str) -> str:
     """TRUE when ``col`` is a well-formed 18-character resident identity number with a real
-    birth date and a correct check character (GB 11643-1999)."""
-    total = " + ".join(
-        f"(ascii(substr({col}, {i + 1}, 1)) - 48) * {w}" for i, w in enumerate(_RIC_WEIGHTS)
-    )
-    return (
-        f"(regexp_full_match({col}, '[0-9]{{17}}[0-9X]')"
-        f" AND try_strptime(substr({col}, 7, 8), '%Y%m%d') IS NOT NULL"
-        f" AND substr('{_RIC_CHECK}', (({total}) % 11) + 1, 1) = substr({col}, 18, 1))"
-    )
+    birth date and a correct check character (GB 11643-1999); FALSE otherwise."""
+    return f"coalesce({ric_by_form(col, False, _modern_valid_sql(col))}, false)"
 
 
 def ric_legacy_valid_sql(col: str) -> str:
     """TRUE when ``col`` is a well-formed 15-digit number of GB 11643-1989: six region digits,
     the birth date as YYMMDD of the 1900s and three sequence digits, no check character."""
-    return (
-        f"(regexp_full_match({col}, '{RIC_LEGACY_SHAPE}')"
-        f" AND try_strptime('19' || substr({col}, 7, 6), '%Y%m%d') IS NOT NULL)"
-    )
+    return f"(regexp_full_match({col}, '{RIC_LEGACY_SHAPE}') AND {_legacy_valid_sql(col)})"
+
+
+def ric_ok_sql(col: str, legacy: bool) -> str:
+    """A valid number (of the 15-digit form too when ``legacy``) whose birth date is not in
+    the future: TRUE, or FALSE (never NULL)."""
+    modern = f"{_modern_valid_sql(col)} AND substr({col}, 7, 8) <= {TODAY_DIGITS_SQL}"
+    old = f"{_legacy_valid_sql(col)} AND '19' || substr({col}, 7, 6) <= {TODAY_DIGITS_SQL}"
+    return f"coalesce({ric_by_form(col, legacy, modern, old)}, false)"
 
 
 def ric_birth_digits_sql(col: str, legacy: bool) -> str:
     """The birth date digits (YYYYMMDD) of a well-formed number: digits 7-14, or "19" and
     digits 7-12 of the 15-digit form (read only when ``legacy``); NULL for anything else."""
-    modern = f"WHEN regexp_full_match({col}, '{RIC_SHAPE}') THEN substr({col}, 7, 8)"
-    old = f" WHEN regexp_full_match({col}, '{RIC_LEGACY_SHAPE}') THEN '19' || substr({col}, 7, 6)"
-    return f"CASE {modern}{old if legacy else ''} END"
+    return ric_by_form(col, legacy, f"substr({col}, 7, 8)", f"'19' || substr({col}, 7, 6)")
 
 
 def ric_birth_sql(col: str, legacy: bool) -> str:
@@ -92,18 +122,19 @@ def _sex_from_digit(col: str, position: int) -> str:
 def ric_sex_sql(col: str, legacy: bool) -> str:
     """'男' or '女' from a well-formed number's sequence digit (the 17th; the 15th in the
     15-digit form, read only when ``legacy``): odd for men, even for women. NULL otherwise."""
-    modern = f"WHEN regexp_full_match({col}, '{RIC_SHAPE}') THEN {_sex_from_digit(col, 17)}"
-    old = f" WHEN regexp_full_match({col}, '{RIC_LEGACY_SHAPE}') THEN {_sex_from_digit(col, 15)}"
-    return f"CASE {modern}{old if legacy else ''} END"
+    return ric_by_form(col, legacy, _sex_from_digit(col, 17), _sex_from_digit(col, 15))
 
 
 def ric_region_known_sql(col: str, legacy: bool) -> str:
     """TRUE when digits 1-6 of a well-formed number are a GB/T 2260 code in use in or after the
     birth year (the number was first issued then or later, and keeps that code for life);
-    NULL for a malformed number."""
-    last_year = f"(SELECT _last_year FROM {REGION_YEARS_TABLE} WHERE _code = substr({col}, 1, 6))"
-    birth_year = f"TRY_CAST(substr({ric_birth_digits_sql(col, legacy)}, 1, 4) AS INTEGER)"
-    return f"(coalesce({last_year}, 0) >= {birth_year})"
+    NULL for a malformed number. The code's last year is read by position from a list indexed
+    by the code (a join per row was 3x slower)."""
+    years = f"(SELECT _last_years FROM {REGION_INDEX_TABLE})"
+    last_year = f"coalesce({years}[TRY_CAST(substr({col}, 1, 6) AS INTEGER) + 1], 0)"
+    modern = f"{last_year} >= TRY_CAST(substr({col}, 7, 4) AS INTEGER)"
+    old = f"{last_year} >= TRY_CAST('19' || substr({col}, 7, 2) AS INTEGER)"
+    return ric_by_form(col, legacy, modern, old)
 
 
 def uscc_valid_sql(col: str) -> str:

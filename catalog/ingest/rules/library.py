@@ -14,18 +14,13 @@ from pydantic import Field, field_validator
 
 from catalog.contracts import IDENTIFIER
 from catalog.ingest.rules.expressions import (
-    RIC_LEGACY_SHAPE,
-    RIC_SHAPE,
     SQL_TYPES,
-    TODAY_DIGITS_SQL,
     TODAY_SQL,
     USCC_SHAPE,
-    ric_birth_digits_sql,
     ric_birth_sql,
-    ric_legacy_valid_sql,
+    ric_ok_sql,
     ric_region_known_sql,
     ric_sex_sql,
-    ric_valid_sql,
     typed_sql,
     uscc_region_known_sql,
     uscc_valid_sql,
@@ -233,13 +228,6 @@ def _format(fmt: str):
     return lambda contract, item: NoParams() if item.format == fmt else None
 
 
-def _ric_ok_sql(col: str, legacy: bool) -> str:
-    """A valid number whose birth date is not in the future (FALSE, never NULL, otherwise)."""
-    forms = f"{ric_valid_sql(col)} OR {ric_legacy_valid_sql(col)}" if legacy else ric_valid_sql(col)
-    born = ric_birth_digits_sql(col, legacy)
-    return f"coalesce(({forms}) AND {born} <= {TODAY_DIGITS_SQL}, false)"
-
-
 def _ric_words(legacy: bool) -> str:
     return " (18 characters or the 15-digit form)" if legacy else ""
 
@@ -255,14 +243,9 @@ def _ric_words(legacy: bool) -> str:
 def _resident_id(contract: Contract, item: DataItem, params: NoParams) -> Rule:
     col, legacy = _col(item), item.legacy_15_digit
     return _rule(
-        "resident_id", item, f"{col} IS NOT NULL AND NOT {_ric_ok_sql(col, legacy)}",
+        "resident_id", item, f"{col} IS NOT NULL AND NOT {ric_ok_sql(col, legacy)}",
         f"{_label(item)} is not a valid resident identity number{_ric_words(legacy)}",
     )  # fmt: skip
-
-
-def _ric_shape_sql(col: str, legacy: bool) -> str:
-    shape = f"{RIC_SHAPE}|{RIC_LEGACY_SHAPE}" if legacy else RIC_SHAPE
-    return f"regexp_full_match({col}, '{shape}')"
 
 
 @register(
@@ -277,10 +260,7 @@ def _resident_id_region(contract: Contract, item: DataItem, params: NoParams) ->
     # Any well-formed number: a wrong check character is the number's own rule
     # (docs/decisions.md, 16).
     col, legacy = _col(item), item.legacy_15_digit
-    failing = (
-        f"{col} IS NOT NULL AND {_ric_shape_sql(col, legacy)}"
-        f" AND NOT {ric_region_known_sql(col, legacy)}"
-    )
+    failing = f"{col} IS NOT NULL AND NOT {ric_region_known_sql(col, legacy)}"
     return _rule(
         "resident_id_region", item, failing,
         f"{_label(item)} has a region code (digits 1-6) that GB/T 2260 did not hold in or after "
@@ -335,7 +315,7 @@ def _subject_id(contract: Contract, item: DataItem, params: NoParams) -> Rule:
     col, legacy = _col(item), item.legacy_15_digit
     return _rule(
         "subject_id", item,
-        f"{col} IS NOT NULL AND NOT ({_ric_ok_sql(col, legacy)} OR {uscc_valid_sql(col)})",
+        f"{col} IS NOT NULL AND NOT ({ric_ok_sql(col, legacy)} OR {uscc_valid_sql(col)})",
         f"{_label(item)} is neither a valid unified social credit code nor a resident identity "
         f"number{_ric_words(legacy)}",
     )  # fmt: skip
@@ -351,7 +331,7 @@ def _subject_id(contract: Contract, item: DataItem, params: NoParams) -> Rule:
 def _subject_id_region(contract: Contract, item: DataItem, params: NoParams) -> Rule:
     col, legacy = _col(item), item.legacy_15_digit
     # An 18-digit value can have the shape of both; its check character tells which it is.
-    ric, uscc = _ric_ok_sql(col, legacy), f"coalesce({uscc_valid_sql(col)}, false)"
+    ric, uscc = ric_ok_sql(col, legacy), f"coalesce({uscc_valid_sql(col)}, false)"
     ric_known = f"coalesce({ric_region_known_sql(col, legacy)}, true)"
     failing = (
         f"{col} IS NOT NULL AND ({ric} OR {uscc})"

@@ -24,6 +24,9 @@ REGIONS_TABLE = "ref_regions"
 # (items start with a letter) in the correlated lookups.
 REGION_YEARS_TABLE = "ref_region_years"
 IN_USE = 9999
+# The same years as one list indexed by code + 1 (0: never a code): ``_last_years``.
+REGION_INDEX_TABLE = "ref_region_index"
+_CODES = 1_000_000  # six digits
 # The run's today in the office's time zone: one row, ``today``.
 CLOCK_TABLE = "ref_clock"
 # Row ids (``_rid``) of staged rows that a later row with the same key replaces.
@@ -55,6 +58,7 @@ def write_reference_tables(con: duckdb.DuckDBPyConnection, today: date) -> None:
                 ),
             }
         ),
+        REGION_INDEX_TABLE: _region_index(years),
         CLOCK_TABLE: pa.table({"today": pa.array([today], pa.date32())}),
     }
     for name, table in tables.items():
@@ -63,3 +67,12 @@ def write_reference_tables(con: duckdb.DuckDBPyConnection, today: date) -> None:
             con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM reference_rows")
         finally:
             con.unregister("reference_rows")
+
+
+def _region_index(years: dict[str, int | None]) -> pa.Table:
+    last_years = [0] * _CODES
+    for code, year in years.items():
+        last_years[int(code)] = IN_USE if year is None else year
+    values = pa.array(last_years, pa.int32())
+    offsets = pa.array([0, _CODES], pa.int32())
+    return pa.table({"_last_years": pa.ListArray.from_arrays(offsets, values)})
