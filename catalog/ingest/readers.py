@@ -294,8 +294,12 @@ def open_source(
 
 
 def error_summary(message: str) -> str:
+    """DuckDB's first two lines on a file, without the row it quotes ("Original Line: ..."):
+    the reason goes to the run record, the audit log and notifications, which hold no row
+    values (personal data)."""
     lines = [line.strip() for line in message.splitlines() if line.strip()]
-    return " ".join(lines[:2]) if lines else message
+    lines = [line for line in lines if not line.lower().startswith("original line")]
+    return " ".join(lines[:2]) if lines else "unreadable"
 
 
 def error_row(message: str) -> int | None:
