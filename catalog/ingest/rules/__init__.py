@@ -16,7 +16,6 @@ from __future__ import annotations
 from catalog.ingest.rules import library as _library  # noqa: F401  (registers the rules)
 from catalog.ingest.rules.expressions import (
     SQL_TYPES,
-    ric_legacy_valid_sql,
     ric_valid_sql,
     typed_sql,
     uscc_valid_sql,
@@ -52,7 +51,6 @@ __all__ = [
     "compile_rules",
     "item_rules",
     "office_today",
-    "ric_legacy_valid_sql",
     "ric_valid_sql",
     "rule_ref_faults",
     "typed_sql",

@@ -90,12 +90,6 @@ def ric_valid_sql(col: str) -> str:
     return f"coalesce({ric_by_form(col, False, _modern_valid_sql(col))}, false)"
 
 
-def ric_legacy_valid_sql(col: str) -> str:
-    """TRUE when ``col`` is a well-formed 15-digit number of GB 11643-1989: six region digits,
-    the birth date as YYMMDD of the 1900s and three sequence digits, no check character."""
-    return f"(regexp_full_match({col}, '{RIC_LEGACY_SHAPE}') AND {_legacy_valid_sql(col)})"
-
-
 def ric_ok_sql(col: str, legacy: bool) -> str:
     """A valid number (of the 15-digit form too when ``legacy``) whose birth date is not in
     the future: TRUE, or FALSE (never NULL)."""
