@@ -22,7 +22,9 @@ import pyarrow as pa
 from catalog.sql import quote_ident, sql_literal
 from catalog.store.lake import load_extension
 
-# Chunk size for the encoding sniff: big enough to be quick, small enough to stay in memory.
+# What a CSV may be in: UTF-8 (with or without BOM), else GB18030 (covers GBK and GB2312).
+ENCODINGS = ("utf-8", "gb18030")
+# Chunk size for transcoding: big enough to be quick, small enough to stay in memory.
 _SNIFF_CHUNK = 16 * 1024 * 1024
 
 
@@ -55,44 +57,32 @@ class RawSource:
     (see :func:`read_csv`)."""
 
 
-def detect_encoding(path: Path) -> str:
-    """UTF-8 (with or without BOM) if the whole file decodes as UTF-8, else GB18030 (which
-    covers GBK and GB2312, as Chinese government exports often are)."""
-    decoder_state = b""
-    with path.open("rb") as handle:
-        offset = 0
-        while chunk := handle.read(_SNIFF_CHUNK):
-            data = decoder_state + chunk
-            try:
-                data.decode("utf-8")
-                decoder_state = b""
-            except UnicodeDecodeError as exc:
-                # A multi-byte character cut at the chunk end is not an error.
-                if exc.start >= len(data) - 3 and exc.reason == "unexpected end of data":
-                    decoder_state = data[exc.start :]
-                else:
-                    return "gb18030"
-            offset += len(chunk)
-    return "utf-8"
-
-
 def find_undecodable_row(path: Path) -> IngestError | None:
-    """On the error path only: the first data row that does not decode in the file's
-    encoding (DuckDB's message for a decoding failure inside a file has no line number)."""
+    """On the error path only: where a CSV stops decoding, in whichever of UTF-8 and GB18030
+    reads further (the file's encoding, damaged there); None when either reads it whole.
+    DuckDB's message for a decoding failure has no usable line number. The message names no
+    bytes: they are part of a value."""
     if FORMAT_OF_SUFFIX.get(path.suffix.lower()) != "csv":
         return None
-    encoding = detect_encoding(path)
+    stops = {encoding: _first_undecodable_line(path, encoding) for encoding in ENCODINGS}
+    if any(line is None for line in stops.values()):
+        return None
+    encoding, line = max(stops.items(), key=lambda stop: stop[1] or 0)
+    return IngestError(
+        path,
+        f"the row is not valid {encoding}, the encoding of the rows above it: the file mixes "
+        "encodings or is damaged",
+        row=(line or 1) - 1,
+    )
+
+
+def _first_undecodable_line(path: Path, encoding: str) -> int | None:
     with path.open("rb") as handle:
         for line_number, line in enumerate(handle, start=1):
             try:
                 line.decode(encoding)
-            except UnicodeDecodeError as exc:
-                return IngestError(
-                    path,
-                    f"bytes {line[exc.start : exc.end]!r} at character {exc.start} are not valid "
-                    f"{encoding}: the file mixes encodings or is damaged",
-                    row=line_number - 1,
-                )
+            except UnicodeDecodeError:
+                return line_number
     return None
 
 
@@ -293,13 +283,23 @@ def open_source(
         raise IngestError(path, error_summary(str(exc)), row=error_row(str(exc))) from exc
 
 
+# DuckDB's explanations of a refused CSV row: lines that say what is wrong, never quote it.
+_EXPLANATION = re.compile(
+    r"(Expected Number of Columns|Value with unterminated quote|Invalid unicode|"
+    r"Maximum line size)",
+    re.IGNORECASE,
+)
+
+
 def error_summary(message: str) -> str:
-    """DuckDB's first two lines on a file, without the row it quotes ("Original Line: ..."):
-    the reason goes to the run record, the audit log and notifications, which hold no row
-    values (personal data)."""
+    """DuckDB's first line on a file ("CSV Error on Line: 7") and its explanation, if it gives
+    a known one. Nothing else: DuckDB quotes the refused row, and the reason goes to the run
+    record, the audit log and notifications, which hold no row values (personal data)."""
     lines = [line.strip() for line in message.splitlines() if line.strip()]
-    lines = [line for line in lines if not line.lower().startswith("original line")]
-    return " ".join(lines[:2]) if lines else "unreadable"
+    if not lines:
+        return "unreadable"
+    explained = [line for line in lines[1:] if _EXPLANATION.match(line)]
+    return " ".join([lines[0][:200], *explained[:1]])
 
 
 def error_row(message: str) -> int | None:

@@ -206,13 +206,8 @@ def _load_source(
     except duckdb.Error as exc:
         if source.encoding != "utf-8" or not not_utf8(exc):
             raise
-        row = error_row(str(exc))
-    try:
-        again = open_source(con, path, scratch, geometry, "gb18030")
-    except IngestError as exc:
-        # Neither reads it: the rows above the one UTF-8 stopped at were UTF-8.
-        message = "not valid UTF-8 (nor GB18030): the file mixes encodings or is damaged"
-        raise IngestError(path, message, row=row) from exc
+    # Neither reading it says where (find_undecodable_row), from the transcode.
+    again = open_source(con, path, scratch, geometry, "gb18030")
     return _load_mapped(con, contract, path, seq, again)
 
 

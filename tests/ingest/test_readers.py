@@ -7,7 +7,7 @@ import json
 import duckdb
 import pytest
 
-from catalog.ingest.readers import IngestError, detect_encoding, open_source
+from catalog.ingest.readers import IngestError, open_source
 from catalog.ingest.staging import stage
 from tests.conftest import population_rows, write_delivery
 
@@ -35,7 +35,7 @@ def test_csv_in_every_encoding_reads_the_same(tmp_path, con, contracts, encoding
     assert headers[0].lstrip("\ufeff") == "公民身份号码"
     assert [r[1] for r in rows] == [r["name"] for r in population_rows(5)]  # file order
     expected = "utf-8" if encoding.startswith("utf") else "gb18030"
-    assert detect_encoding(path) == expected
+    assert open_source(con, path, path.parent / "scratch").encoding == expected
 
 
 def test_leading_zeros_and_long_digits_stay_text(tmp_path, con):
@@ -165,12 +165,36 @@ def test_latin_header_over_chinese_rows_reads_in_their_encoding(
     assert names == [row["name"] for row in rows]
 
 
-def test_bad_bytes_deep_in_a_latin_header_file_name_the_row(tmp_path, contracts, settings):
+@pytest.mark.parametrize(
+    ("header", "encoding"),
+    [("latin", "utf-8"), ("latin", "gbk"), ("chinese", "utf-8"), ("chinese", "gbk")],
+)
+def test_bad_bytes_deep_in_a_file_name_their_row(tmp_path, contracts, settings, header, encoding):
+    """The file is in the encoding that reads furthest; the damage is where that one stops,
+    whatever the header's encoding suggested, and no bytes of the value are quoted."""
     rows = population_rows(30)
-    path = _latin_header_delivery(contracts, tmp_path / "late.csv", "utf-8", rows)
+    path = tmp_path / "late.csv"
+    if header == "latin":
+        _latin_header_delivery(contracts, path, encoding, rows)
+    else:
+        write_delivery(contracts["population"], rows, path, encoding)
     data = path.read_bytes().split(b"\n")
     data[25] = data[25] + b"\xff\xfe\xff"  # valid in neither UTF-8 nor GB18030
     path.write_bytes(b"\n".join(data))
     error = _stage_error(contracts, settings, path)
     assert error.file.endswith("late.csv")
     assert error.row == 25
+    assert "\\x" not in str(error)
+
+
+def test_an_unterminated_quote_is_named_not_quoted(tmp_path, contracts, settings):
+    rows = population_rows(10)
+    path = write_delivery(contracts["population"], rows, tmp_path / "quote.csv")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[5] = '"' + lines[5]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    error = _stage_error(contracts, settings, path)
+    assert "unterminated quote" in str(error)
+    for row in rows[4:]:
+        for value in (row["id_number"], row["name"], row["address"], row["phone"]):
+            assert value not in str(error)
