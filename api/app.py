@@ -14,7 +14,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 from api.auth import public_query, route_roles
-from api.deps import CursorDep, StateDep
+from api.deps import StateDep
 from api.errors import HANDLERS, BodyLimit, ErrorMessage, message_handler
 from api.models import Health
 from api.routes import catalog
@@ -26,7 +26,6 @@ from catalog.settings import Settings
 from catalog.sharing.access import AccessDenied
 from catalog.sharing.audit import AuditUnavailable
 from catalog.sharing.requests import InvalidTransition, NotFound
-from catalog.store.versions import latest_versions
 
 # Domain errors of the core and the HTTP status each one means. Input errors of the core
 # (RequestError, IdentityError, VerificationError: catalog.text.InputError) are 422s in the
@@ -156,10 +155,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_extra={"x-roles": ["public"]},
         responses={422: _VALIDATION_422},
     )
-    def health(state: StateDep, cursor: CursorDep) -> Health:
-        return Health(
-            status="ok", datasets=len(state.contracts), published=len(latest_versions(cursor))
-        )
+    def health(state: StateDep) -> Health:
+        published = len(state.versions().by_dataset)
+        return Health(status="ok", datasets=len(state.contracts), published=published)
 
     _serve_docs(app)
     return app

@@ -1,5 +1,6 @@
 """What the API holds for its lifetime: settings, contracts, one read-only lake connection,
-the platform-state store and the clock.
+the versions of every dataset as of the lake's newest snapshot, the platform-state store and
+the clock.
 
 DuckDB connections are not shared across threads; each request takes its own cursor of the
 long-lived connection (opening a lake connection costs ~0.3 s: extension loads and attach).
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
@@ -20,6 +22,8 @@ from catalog.sharing.pseudonyms import Pseudonymiser
 from catalog.sharing.requests import local_day
 from catalog.state.db import StateStore
 from catalog.store.lake import Lake
+from catalog.store.snapshots import SnapshotProbe
+from catalog.store.versions import VersionIndex, VersionsAt
 
 
 def utc_now() -> datetime:
@@ -33,6 +37,7 @@ class AppState:
     lake: Lake
     store: StateStore
     pseudonyms: Pseudonymiser
+    index: VersionIndex
     clock: Callable[[], datetime] = utc_now
     _con: duckdb.DuckDBPyConnection | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -45,7 +50,13 @@ class AppState:
             Lake(settings),
             StateStore(settings),
             Pseudonymiser.from_settings(settings),
+            VersionIndex(SnapshotProbe(settings.lake_catalog_uri)),
         )
+
+    def versions(self) -> VersionsAt:
+        """Every dataset's versions as of the lake's newest snapshot (read from the lake only
+        when a commit made a new one, in this process or another)."""
+        return self.index.current(self.reader)
 
     def now(self) -> datetime:
         return self.clock()
@@ -73,7 +84,10 @@ class AppState:
         finally:
             cursor.close()
 
+    reader = contextmanager(cursor)
+
     def close(self) -> None:
+        self.index.close()
         if self._con is not None:
             self._con.close()
             self._con = None

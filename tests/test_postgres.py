@@ -15,6 +15,7 @@ from api.app import create_app
 from catalog.ingest.delivery import run_ingest
 from catalog.settings import Settings
 from catalog.store.lake import Lake
+from catalog.store.snapshots import SnapshotProbe
 from tests.conftest import (
     approve_request,
     bearer,
@@ -63,8 +64,16 @@ def test_ingest_and_read_with_postgresql(tmp_path, contracts, postgres_catalog, 
     lake = Lake(settings)
     assert run_ingest(population, [path], lake).status == "published"
     assert run_ingest(population, [path], lake).status == "unchanged"
+    with lake.reader() as con:
+        newest = con.execute("SELECT max(snapshot_id) FROM lake.snapshots()").fetchone()[0]
     lake.close()
     assert not (settings.home / "lake" / "catalog.sqlite").exists()
+    # Readers key their version cache on the catalog's newest snapshot, read without DuckDB.
+    probe = SnapshotProbe(settings.lake_catalog_uri)
+    try:
+        assert probe.current() == newest
+    finally:
+        probe.close()
     tokens = seed_identities(settings, contracts)  # runs the Alembic migrations on PostgreSQL
     with TestClient(create_app(settings)) as client:
         assert client.get("/datasets/population/rows").status_code == 401

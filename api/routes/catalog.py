@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 
-from api.deps import ContractDep, CursorDep, StateDep
+from api.deps import ContractDep, StateDep
 from api.models import (
     CatalogEntry,
     CatalogSummary,
@@ -18,7 +18,7 @@ from api.params import PathId, QueryText
 from api.state import AppState
 from catalog.contracts import Contract
 from catalog.quality.freshness import Freshness, freshness
-from catalog.store.versions import Version, get_version, latest_versions, list_versions
+from catalog.store.versions import Version
 from catalog.text import Line
 
 router = APIRouter(prefix="/catalog", tags=["catalog"])
@@ -48,7 +48,6 @@ def _freshness(state: AppState, contract: Contract, latest: Version | None) -> F
 @router.get("", response_model=list[CatalogSummary], summary="List catalog entries")
 def list_catalog(
     state: StateDep,
-    cursor: CursorDep,
     q: Annotated[
         Line | None, Query(description="Words to find in names, summaries, keywords")
     ] = None,
@@ -58,7 +57,7 @@ def list_catalog(
     open: bool | None = None,
     update_cycle: QueryText = None,
 ) -> list[CatalogSummary]:
-    latest = latest_versions(cursor)
+    latest = state.versions().latest_all()
     entries = []
     for contract in state.contracts.values():
         meta = contract.catalog
@@ -77,8 +76,8 @@ def list_catalog(
 
 
 @router.get("/{dataset}", response_model=CatalogEntry, summary="One catalog entry")
-def get_entry(contract: ContractDep, state: StateDep, cursor: CursorDep) -> CatalogEntry:
-    versions = list_versions(cursor, contract.dataset)
+def get_entry(contract: ContractDep, state: StateDep) -> CatalogEntry:
+    versions = state.versions().of(contract.dataset)
     latest = versions[0] if versions else None
     return CatalogEntry(
         dataset=contract.dataset,
@@ -95,8 +94,8 @@ def get_entry(contract: ContractDep, state: StateDep, cursor: CursorDep) -> Cata
 @router.get(
     "/{dataset}/versions/{number}", response_model=VersionPublic, summary="One dataset version"
 )
-def get_entry_version(contract: ContractDep, number: PathId, cursor: CursorDep) -> VersionPublic:
-    version = get_version(cursor, contract.dataset, number)
+def get_entry_version(contract: ContractDep, number: PathId, state: StateDep) -> VersionPublic:
+    version = state.versions().get(contract.dataset, number)
     if version is None:
         raise HTTPException(404, f"{contract.dataset} has no version {number}")
     return VersionPublic.of(version)

@@ -8,12 +8,16 @@ latest version's snapshot, so what they see never moves under them mid-page.
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import duckdb
 
 from catalog.store.lake import LAKE, META_SCHEMA, published_table
+from catalog.store.snapshots import SnapshotProbe
 
 VERSIONS = f"{LAKE}.{META_SCHEMA}.versions"
 RUNS = f"{LAKE}.{META_SCHEMA}.runs"
@@ -206,3 +210,68 @@ def recent_runs(con: duckdb.DuckDBPyConnection, limit: int = 20) -> list[RunReco
 def version_relation(version: Version) -> str:
     """The version's rows: the published table as of the snapshot its publish created."""
     return f"{published_table(version.dataset)} AT (VERSION => {int(version.snapshot_id)})"
+
+
+@dataclass(frozen=True)
+class VersionsAt:
+    """Every dataset's versions (newest first) as of one lake snapshot."""
+
+    snapshot: int | None
+    by_dataset: dict[str, list[Version]]
+
+    def of(self, dataset: str) -> list[Version]:
+        return self.by_dataset.get(dataset, [])
+
+    def latest(self, dataset: str) -> Version | None:
+        versions = self.of(dataset)
+        return versions[0] if versions else None
+
+    def get(self, dataset: str, number: int) -> Version | None:
+        return next((v for v in self.of(dataset) if v.version == number), None)
+
+    def latest_all(self) -> dict[str, Version]:
+        return {dataset: versions[0] for dataset, versions in self.by_dataset.items()}
+
+
+def versions_at(con: duckdb.DuckDBPyConnection, snapshot: int | None) -> VersionsAt:
+    """Read every version row as of ``snapshot`` (None: the latest commit)."""
+    at = "" if snapshot is None else f" AT (VERSION => {int(snapshot)})"
+    rows = con.execute(
+        f"SELECT {_VERSION_COLUMNS} FROM {VERSIONS}{at} ORDER BY dataset, version DESC"
+    ).fetchall()
+    by_dataset: dict[str, list[Version]] = {}
+    for row in rows:
+        by_dataset.setdefault(row[0], []).append(Version.from_row(row))
+    return VersionsAt(snapshot, by_dataset)
+
+
+class VersionIndex:
+    """The versions of every dataset, read from the lake once per lake snapshot.
+
+    ``current()`` asks the catalog for its newest snapshot (no DuckDB query); only when that
+    changed since the last call are the version rows read again, as of exactly that
+    snapshot. A publish committed before a call is therefore seen by it, in whichever
+    process it was made, and a call never mixes two snapshots' versions."""
+
+    def __init__(self, probe: SnapshotProbe) -> None:
+        self._probe = probe
+        self._at: VersionsAt | None = None
+        self._lock = threading.Lock()
+
+    def current(
+        self, reader: Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
+    ) -> VersionsAt:
+        snapshot = self._probe.current()
+        at = self._at
+        if at is not None and snapshot is not None and at.snapshot == snapshot:
+            return at
+        with self._lock:
+            at = self._at
+            if at is None or snapshot is None or at.snapshot != snapshot:
+                with reader() as con:
+                    at = versions_at(con, snapshot)
+                self._at = at
+            return at
+
+    def close(self) -> None:
+        self._probe.close()

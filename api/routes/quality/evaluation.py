@@ -25,7 +25,6 @@ from catalog.quality.scorecard import (
     store_cards,
 )
 from catalog.sharing.audit import AuditEvent, record
-from catalog.store.versions import latest_versions
 from catalog.text import InputError
 
 router = APIRouter(prefix="/quality", tags=["quality"])
@@ -88,10 +87,10 @@ class BenefitPublic(BaseModel):
     response_model=list[FreshnessPublic],
     summary="Every dataset against its update cycle (stale first, since when)",
 )
-def freshness_list(state: StateDep, cursor: CursorDep) -> list[FreshnessPublic]:
+def freshness_list(state: StateDep) -> list[FreshnessPublic]:
     states = all_freshness(
         state.contracts.values(),
-        latest_versions(cursor),
+        state.versions().latest_all(),
         state.now(),
         state.settings.freshness_grace_ratio,
     )

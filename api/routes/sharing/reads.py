@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-import duckdb
 from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
@@ -46,7 +45,7 @@ from catalog.sharing.reads import (
     rows_json,
 )
 from catalog.sharing.requests import active_grants, grant_view, grant_views_ever, revoked_grants
-from catalog.store.versions import Version, get_version, latest_version
+from catalog.store.versions import Version
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 _MEDIA: dict[str, str] = {
@@ -120,11 +119,12 @@ def _local(state: AppState, view: GrantView) -> GrantView:
     return replace(view, revoked_at=view.revoked_at.astimezone(ZoneInfo(state.settings.timezone)))
 
 
-def _version(cursor: duckdb.DuckDBPyConnection, contract: Contract, number: int | None) -> Version:
+def _version(state: AppState, contract: Contract, number: int | None) -> Version:
+    versions = state.versions()
     chosen = (
-        get_version(cursor, contract.dataset, number)
+        versions.get(contract.dataset, number)
         if number is not None
-        else latest_version(cursor, contract.dataset)
+        else versions.latest(contract.dataset)
     )
     if chosen is None:
         raise HTTPException(404, f"{contract.dataset} has no published version {number or ''}")
@@ -187,7 +187,7 @@ def get_rows(
 ) -> Response:
     scope = _scope(state, contract, principal, "api", grant)
     limit = min(limit, state.settings.page_size_max)
-    chosen = _version(cursor, contract, version)
+    chosen = _version(state, contract, version)
     key = state.pseudonyms.key_for(scope.pseudonym_context)
     rows, served = rows_json(
         cursor, contract, chosen, scope, limit=limit, offset=offset, pseudonym_key=key
@@ -249,7 +249,7 @@ def export_rows(
 ) -> FileResponse:
     check_export_format(contract, format)  # before the scope: the same for every caller
     scope = _scope(state, contract, principal, "bulk_download", grant)
-    chosen = _version(cursor, contract, version)
+    chosen = _version(state, contract, version)
     folder = _export_folder(state)
     path = folder / f"{contract.dataset}-v{chosen.version}.{_SUFFIX.get(format, format)}"
     try:

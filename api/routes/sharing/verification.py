@@ -22,7 +22,6 @@ from catalog.sharing.audit import AuditEvent, record, record_refusal
 from catalog.sharing.ratelimit import admit
 from catalog.sharing.requests import active_grants, grant_view, revoked_grants
 from catalog.sharing.verification import answer, find_service
-from catalog.store.versions import latest_version
 from catalog.text import Line, Name
 
 MAX_INPUTS = 20  # inputs of one question (services take one to three)
@@ -115,7 +114,7 @@ def verify(
             f"at most {limit} calls per minute to {service}",
             headers={"Retry-After": str(admission.retry_after)},
         )
-    version = latest_version(cursor, contract.dataset)
+    version = state.versions().latest(contract.dataset)
     if version is None:
         raise HTTPException(404, f"{contract.dataset} has no published version")
     today = state.today()
