@@ -35,13 +35,18 @@ class SnapshotProbe:
 
     @staticmethod
     def _from_sqlite(path: Path) -> int | None:
+        """None also when the catalog cannot be read now (busy, unreadable): the caller then
+        reads through DuckDB, which waits or says what is wrong."""
         if not path.exists():
             return None
-        # A connection per call (~50 µs): sqlite3 connections stay in their thread.
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            # A connection per call (~50 µs): sqlite3 connections stay in their thread.
+            db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1)
+        except sqlite3.Error:
+            return None
         try:
             return db.execute(_NEWEST).fetchone()[0]
-        except sqlite3.OperationalError:  # no DuckLake tables yet
+        except sqlite3.Error:  # no DuckLake tables yet, or busy
             return None
         finally:
             db.close()

@@ -267,9 +267,16 @@ class VersionIndex:
             return at
         with self._lock:
             at = self._at
-            if at is None or snapshot is None or at.snapshot != snapshot:
-                with reader() as con:
+            if at is not None and snapshot is not None and at.snapshot == snapshot:
+                return at
+            with reader() as con:
+                try:
                     at = versions_at(con, snapshot)
+                except duckdb.CatalogException:
+                    # The probe ran before this process's reader created the lake's tables
+                    # (or another process did meanwhile): read the latest, keep nothing.
+                    return versions_at(con, None)
+            if self._at is None or (self._at.snapshot or 0) <= (snapshot or 0):
                 self._at = at
             return at
 

@@ -102,3 +102,32 @@ def test_versions_are_read_once_per_snapshot_and_as_of_it(tmp_path, settings, co
         assert [v.version for v in versions_at(con, first.snapshot).of("population")] == [1]
     index.close()
     lake.close()
+
+
+def test_a_lake_created_but_not_yet_set_up_answers(settings):
+    """The catalog holds a snapshot older than the platform's own tables (another process
+    is setting the lake up): the first call reads the latest, it does not fail."""
+    Lake(settings).connect().close()  # DuckLake's first snapshot, no meta tables yet
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/health").status_code == 200
+        assert client.get("/catalog").status_code == 200
+
+
+def test_a_catalog_path_with_uri_characters_is_probed_as_that_file(tmp_path, contracts):
+    from catalog.settings import Settings
+
+    folder = tmp_path / "odd%41#dir?x"
+    settings = Settings(home=tmp_path / "runtime", lake_catalog=f"sqlite:{folder}/catalog.sqlite")
+    population = contracts["population"]
+    lake = Lake(settings)
+    run_ingest(
+        population, [write_delivery(population, population_rows(5), tmp_path / "a.csv")], lake
+    )
+    with lake.reader() as con:
+        newest = con.execute("SELECT max(snapshot_id) FROM lake.snapshots()").fetchone()[0]
+    lake.close()
+    probe = SnapshotProbe(settings.lake_catalog_uri)
+    assert probe.current() == newest
+    # Nothing stray beside the catalog (its WAL files aside), nor where the name would be cut.
+    assert all(p.name.startswith("catalog.sqlite") for p in folder.iterdir())
+    assert not (tmp_path / "odd%41").exists()
