@@ -121,6 +121,28 @@ def main(rows: int, calls: int) -> None:
             ).raise_for_status(),
         )
         print(f"  ratio {full / bare:.2f}x, overhead {full - bare:.2f} ms per call")
+        deep = version.row_count * 9 // 10
+        by_offset = _timed(
+            f"rows: deep page by offset ({deep:,})",
+            calls,
+            lambda: client.get(
+                f"/datasets/population/rows?limit=100&offset={deep}", headers=headers
+            ).raise_for_status(),
+        )
+        before = client.get(
+            f"/datasets/population/rows?limit=1&offset={deep - 1}", headers=headers
+        ).json()["next"]
+        by_key = _timed(
+            "rows: the same page by key (after=)",
+            calls,
+            lambda: client.get(
+                f"/datasets/population/rows?limit=100&after={before}", headers=headers
+            ).raise_for_status(),
+        )
+        print(
+            f"  deep page / first page: by key {by_key / full:.2f}x, "
+            f"by offset {by_offset / full:.2f}x"
+        )
         spec = population.verification[0]
         bare_v = _timed(
             "verify: bare EXISTS query",

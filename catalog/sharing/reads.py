@@ -19,9 +19,12 @@ GeoJSON files are written from batches of rows, never all of them in memory.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -32,6 +35,7 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 
 from catalog.contracts import Contract, DataItem
+from catalog.ingest.rules import SQL_TYPES
 from catalog.sharing.access import Scope, filter_sql
 from catalog.sharing.masking import item_value_sql
 from catalog.sharing.pseudonyms import hmac_sql
@@ -82,13 +86,36 @@ def _select_list(values: list[tuple[DataItem, str]]) -> str:
     return ", ".join(f"{value} AS {quote_ident(item.name)}" for item, value in values)
 
 
+def _hidden_key(contract: Contract, scope: Scope) -> bool:
+    return any(k in contract.sensitive_items and k not in scope.unmasked for k in contract.key)
+
+
 def order_sql(contract: Contract, scope: Scope, key: bytes) -> str:
-    """The ORDER BY list of a scope: the key in clear, or its pseudonym (see module doc)."""
-    hidden = [k for k in contract.key if k in contract.sensitive_items and k not in scope.unmasked]
-    if not hidden:
-        return ", ".join(quote_ident(k) for k in contract.key)
-    parts = " || chr(31) || ".join(f"CAST({quote_ident(k)} AS VARCHAR)" for k in contract.key)
-    return hmac_sql(key, parts)
+    """The sort value of a scope's rows: the key in clear (a struct of its items where it
+    has several), or its pseudonym (see module doc). Also what a keyset cursor holds."""
+    if _hidden_key(contract, scope):
+        parts = " || chr(31) || ".join(f"CAST({quote_ident(k)} AS VARCHAR)" for k in contract.key)
+        return hmac_sql(key, parts)
+    if len(contract.key) == 1:
+        return quote_ident(contract.key[0])
+    return "{" + ", ".join(f"{sql_literal(k)}: {quote_ident(k)}" for k in contract.key) + "}"
+
+
+def _after_sql(contract: Contract, scope: Scope) -> str:
+    """The sort value a cursor names, from one parameter per key item (or the pseudonym)."""
+    if _hidden_key(contract, scope):
+        return "CAST(? AS VARCHAR)"
+    typed = {k: f"CAST(? AS {SQL_TYPES[contract.item(k).type]})" for k in contract.key}
+    if len(contract.key) == 1:
+        return typed[contract.key[0]]
+    return "{" + ", ".join(f"{sql_literal(k)}: {v}" for k, v in typed.items()) + "}"
+
+
+def cursor_values(contract: Contract, last: object) -> list:
+    """The parameters of :func:`_after_sql` from a page's ``last`` sort value (decoded JSON)."""
+    if isinstance(last, dict):
+        return [last.get(k) for k in contract.key]
+    return [last]
 
 
 def count_rows(con: duckdb.DuckDBPyConnection, version: Version, scope: Scope) -> int:
@@ -100,6 +127,16 @@ def count_rows(con: duckdb.DuckDBPyConnection, version: Version, scope: Scope) -
     return int(con.execute(sql).fetchone()[0])
 
 
+@dataclass(frozen=True)
+class Page:
+    rows: str
+    """A JSON array of the page's rows."""
+    served: int
+    last: str | None
+    """The sort value of the page's last row, as JSON (what ``after`` continues from), or
+    None for an empty page."""
+
+
 def rows_json(
     con: duckdb.DuckDBPyConnection,
     contract: Contract,
@@ -109,23 +146,78 @@ def rows_json(
     limit: int,
     offset: int,
     pseudonym_key: bytes,
-) -> tuple[str, int]:
-    """A JSON array of one page of rows in the scope's order, and how many rows it holds.
+    after: list | None = None,
+) -> Page:
+    """One page of rows in the scope's order: from ``offset``, or (keyset) right after the
+    row whose sort value is ``after`` (the ``last`` of the page before, decoded from JSON;
+    a deep page then costs no more than the first).
 
     The page is chosen first and masked after: masking every row before the top-N sort
     made a page of 1,000 out of 1M rows take twice as long."""
-    columns = _select_list(_values(contract, scope, pseudonym_key))
+    values = _values(contract, scope, pseudonym_key)
+    record = "{" + ", ".join(f"{sql_literal(item.name)}: {v}" for item, v in values) + "}"
     order = order_sql(contract, scope, pseudonym_key)
-    row = con.execute(
-        f"SELECT coalesce(to_json(list(t)), '[]'), count(*) FROM ("
-        f"  SELECT {columns} FROM ("
+    where = filter_sql(scope.row_filter)
+    parameters: list = []
+    if after is not None:
+        where = f"({where}) AND _order > {_after_sql(contract, scope)}"
+        parameters = list(after)
+    try:
+        row = _page_query(con, record, order, version, where, [*parameters, limit, offset])
+    except duckdb.ConversionException as error:  # a forged cursor's value, not the key's type
+        raise InputError("the cursor's value is not of the key's type", _AFTER) from error
+    return Page(str(row[0]), int(row[1]), row[2])
+
+
+def _page_query(
+    con: duckdb.DuckDBPyConnection,
+    record: str,
+    order: str,
+    version: Version,
+    where: str,
+    parameters: list,
+) -> tuple:
+    return con.execute(
+        f"SELECT coalesce(to_json(list(_record ORDER BY _order)), '[]'), count(*), "
+        f"to_json(max(_order)) FROM ("
+        f"  SELECT {record} AS _record, _order FROM ("
         f"    SELECT *, {order} AS _order FROM {version_relation(version)}"
-        f"    WHERE {filter_sql(scope.row_filter)} ORDER BY _order LIMIT ? OFFSET ?"
-        f"  ) ORDER BY _order"
-        f") t",
-        [limit, offset],
+        f"    WHERE {where} ORDER BY _order LIMIT ? OFFSET ?"
+        f"  )"
+        f")",
+        parameters,
     ).fetchone()
-    return str(row[0]), int(row[1])
+
+
+_AFTER = ("query", "after")
+
+
+def encode_cursor(version: int, last: str) -> str:
+    """The ``after`` cursor continuing from a page: its version and its last sort value
+    (``Page.last``), URL-safe. Not a secret: the sort value is a key the caller sees, or its
+    pseudonym."""
+    document = json.dumps({"v": version, "a": json.loads(last)}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(document.encode()).decode().rstrip("=")
+
+
+def decode_cursor(contract: Contract, cursor: str) -> tuple[int, list]:
+    """The version a cursor names and the parameters of the sort value it continues after;
+    :class:`InputError` (422 on ``after``) for anything else."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        document = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        version, last = document["v"], document["a"]
+    except (ValueError, TypeError, KeyError, UnicodeError) as error:
+        raise InputError("not a cursor of this API: pass the `next` of a page", _AFTER) from error
+    values = cursor_values(contract, last)
+    if (
+        not isinstance(version, int)
+        or isinstance(version, bool)
+        or version < 1
+        or not all(isinstance(v, str | int) and not isinstance(v, bool) for v in values)
+    ):
+        raise InputError("not a cursor of this API: pass the `next` of a page", _AFTER)
+    return version, values
 
 
 def _neutralised(item: DataItem, value: str) -> str:

@@ -13,6 +13,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Query, Response
@@ -41,11 +42,14 @@ from catalog.sharing.reads import (
     ExportFormat,
     check_export_format,
     count_rows,
+    decode_cursor,
+    encode_cursor,
     export_file,
     rows_json,
 )
 from catalog.sharing.requests import active_grants, grant_view, grant_views_ever, revoked_grants
 from catalog.store.versions import Version
+from catalog.text import InputError
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 _MEDIA: dict[str, str] = {
@@ -119,6 +123,28 @@ def _local(state: AppState, view: GrantView) -> GrantView:
     return replace(view, revoked_at=view.revoked_at.astimezone(ZoneInfo(state.settings.timezone)))
 
 
+def _walked_version(
+    contract: Contract, after: str, version: int | None, offset: int
+) -> tuple[int, list]:
+    """The version a keyset walk stays on (its cursor's) and the sort value it continues
+    after; a 422 naming the parameter that contradicts it."""
+    walked, bound = decode_cursor(contract, after)
+    if version is not None and version != walked:
+        raise InputError(
+            f"the cursor walks version {walked}, not version {version}", ("query", "version")
+        )
+    if offset:
+        raise InputError("a keyset page starts after its cursor: no offset", ("query", "offset"))
+    return walked, bound
+
+
+def _next_url(contract: Contract, cursor: str | None, limit: int, grant: int | None) -> str | None:
+    if cursor is None:
+        return None
+    query = {"after": cursor, "limit": limit, **({"grant": grant} if grant else {})}
+    return f"/datasets/{quote(contract.dataset)}/rows?{urlencode(query)}"
+
+
 def _version(state: AppState, contract: Contract, number: int | None) -> Version:
     versions = state.versions()
     chosen = (
@@ -183,15 +209,27 @@ def get_rows(
     version: VersionNumber = None,
     limit: int = Query(100, ge=1, le=MAX_ID),
     offset: Offset = 0,
+    after: Annotated[
+        str | None,
+        Query(
+            max_length=1000,
+            description="Keyset paging: the `next` of the page before (it names its version, "
+            "so a walk never mixes versions); not with `offset`",
+        ),
+    ] = None,
     grant: GrantId = None,
 ) -> Response:
     scope = _scope(state, contract, principal, "api", grant)
     limit = min(limit, state.settings.page_size_max)
+    bound = None
+    if after is not None:
+        version, bound = _walked_version(contract, after, version, offset)
     chosen = _version(state, contract, version)
     key = state.pseudonyms.key_for(scope.pseudonym_context)
-    rows, served = rows_json(
-        cursor, contract, chosen, scope, limit=limit, offset=offset, pseudonym_key=key
-    )
+    page = rows_json(
+        cursor, contract, chosen, scope, limit=limit, offset=offset, pseudonym_key=key,
+        after=bound,
+    )  # fmt: skip
     _audit_read(
         state,
         principal,
@@ -199,8 +237,13 @@ def get_rows(
         contract,
         chosen,
         scope,
-        served,
-        {"offset": offset, "limit": limit},
+        page.served,
+        {"offset": offset, "limit": limit, "keyset": after is not None},
+    )
+    following = (
+        encode_cursor(chosen.version, page.last)
+        if page.served == limit and page.last is not None
+        else None
     )
     envelope = json.dumps(
         {
@@ -209,6 +252,8 @@ def get_rows(
             "total": count_rows(cursor, chosen, scope),
             "offset": offset,
             "limit": limit,
+            "next": following,
+            "next_url": _next_url(contract, following, limit, grant),
             "items": list(scope.items),
             "unmasked": sorted(scope.unmasked),
             "pseudonymised": sorted(scope.pseudonymised),
@@ -216,6 +261,7 @@ def get_rows(
         },
         ensure_ascii=False,
     )
+    rows = page.rows
     # Splice DuckDB's JSON array in without parsing it again.
     return Response(envelope[:-1] + ', "rows": ' + rows + "}", media_type="application/json")
 
