@@ -82,10 +82,6 @@ def _values(contract: Contract, scope: Scope, key: bytes) -> list[tuple[DataItem
     ]
 
 
-def _select_list(values: list[tuple[DataItem, str]]) -> str:
-    return ", ".join(f"{value} AS {quote_ident(item.name)}" for item, value in values)
-
-
 def _hidden_key(contract: Contract, scope: Scope) -> bool:
     return any(k in contract.sensitive_items and k not in scope.unmasked for k in contract.key)
 
@@ -149,8 +145,8 @@ def rows_json(
     after: list | None = None,
 ) -> Page:
     """One page of rows in the scope's order: from ``offset``, or (keyset) right after the
-    row whose sort value is ``after`` (the ``last`` of the page before, decoded from JSON;
-    a deep page then costs no more than the first).
+    row whose sort value is ``after`` (the ``last`` of the page before, decoded from JSON):
+    no rows are counted off, and the walk is stable while rows are added to other versions.
 
     The page is chosen first and masked after: masking every row before the top-N sort
     made a page of 1,000 out of 1M rows take twice as long."""
