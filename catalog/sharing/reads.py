@@ -6,10 +6,11 @@ sensitive ones masked (or pseudonymised) unless the scope names them, and the sc
 filter is a WHERE clause: all of it runs inside DuckDB. JSON is produced by DuckDB itself
 too: building Python dicts per row is ten times slower.
 
-Rows come ordered by key when the key is shown in clear. When it is not, the order of the
-raw key would tell what the mask hides (identity numbers sort by region and birth date), so
-rows come ordered by the key's keyed pseudonym instead: stable for the scope, unrelated to
-the hidden digits.
+Rows come ordered by key when the scope shows the key in clear. When it does not (masked,
+pseudonymised or not granted), the order of the raw key would tell what the scope hides
+(identity numbers sort by region and birth date), so rows come ordered by the key's keyed
+pseudonym instead: stable for the scope, unrelated to the hidden digits. Pages go on by
+offset or by cursor (:func:`next_cursor`, decision 49).
 
 Exports (:data:`EXPORT_FORMATS`) all read one selection (:func:`_selection`: the scope's
 items, masks, row filter and order), so a format changes how the rows are written, never
@@ -82,8 +83,21 @@ def _values(contract: Contract, scope: Scope, key: bytes) -> list[tuple[DataItem
     ]
 
 
+def key_shown(contract: Contract, scope: Scope) -> bool:
+    """Whether the scope shows every key item in clear: only then may rows come ordered by
+    the key and a cursor carry it (the order of a key not granted, or masked, would tell
+    what the scope hides)."""
+    return all(
+        k in scope.items
+        and k not in scope.pseudonymised
+        and k not in scope.redacted
+        and (k not in contract.sensitive_items or k in scope.unmasked)
+        for k in contract.key
+    )
+
+
 def _hidden_key(contract: Contract, scope: Scope) -> bool:
-    return any(k in contract.sensitive_items and k not in scope.unmasked for k in contract.key)
+    return not key_shown(contract, scope)
 
 
 def order_sql(contract: Contract, scope: Scope, key: bytes) -> str:
@@ -186,34 +200,84 @@ def _page_query(
 
 
 _AFTER = ("query", "after")
+_NOT_A_CURSOR = "not a cursor of this API: pass the `next` of a page"
+_LARGEST = 2**53  # versions, positions: exact in JSON and JavaScript
+_KEY_INT = 2**63  # a BIGINT key's bound
 
 
-def encode_cursor(version: int, last: str) -> str:
-    """The ``after`` cursor continuing from a page: its version and its last sort value
-    (``Page.last``), URL-safe. Not a secret: the sort value is a key the caller sees, or its
-    pseudonym."""
-    document = json.dumps({"v": version, "a": json.loads(last)}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(document.encode()).decode().rstrip("=")
+@dataclass(frozen=True)
+class Cursor:
+    """Where a keyset walk goes on: its version, and after the sort value ``after`` (the key,
+    where the scope shows it in clear) or from row ``position`` of the version (otherwise:
+    the version is immutable, so the position names the same row on every call)."""
+
+    version: int
+    after: list | None = None
+    position: int | None = None
 
 
-def decode_cursor(contract: Contract, cursor: str) -> tuple[int, list]:
-    """The version a cursor names and the parameters of the sort value it continues after;
-    :class:`InputError` (422 on ``after``) for anything else."""
+def encode_cursor(cursor: Cursor) -> str:
+    """URL-safe text of a cursor. Not a secret: it holds a key the caller sees in clear, or a
+    row number."""
+    document: dict = {"v": cursor.version}
+    if cursor.after is not None:
+        document["a"] = cursor.after
+    else:
+        document["o"] = cursor.position
+    text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def next_cursor(
+    contract: Contract, scope: Scope, version: int, page: Page, start: int, limit: int
+) -> Cursor | None:
+    """The cursor of the page after ``page`` (which began at row ``start``), or None when it
+    was the last one."""
+    if page.served < limit or page.last is None:
+        return None
+    if key_shown(contract, scope):
+        return Cursor(version, after=cursor_values(contract, json.loads(page.last)))
+    return Cursor(version, position=start + page.served)
+
+
+def decode_cursor(contract: Contract, scope: Scope, text: str) -> Cursor:
+    """A cursor from the text of :func:`encode_cursor`; :class:`InputError` (422 on
+    ``after``) for anything else, and for a key bound where the scope does not show the key
+    in clear (bounds would let a caller search for the values it hides)."""
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
+        padded = text + "=" * (-len(text) % 4)
         document = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-        version, last = document["v"], document["a"]
-    except (ValueError, TypeError, KeyError, UnicodeError) as error:
-        raise InputError("not a cursor of this API: pass the `next` of a page", _AFTER) from error
-    values = cursor_values(contract, last)
-    if (
-        not isinstance(version, int)
-        or isinstance(version, bool)
-        or version < 1
-        or not all(isinstance(v, str | int) and not isinstance(v, bool) for v in values)
-    ):
-        raise InputError("not a cursor of this API: pass the `next` of a page", _AFTER)
-    return version, values
+        version = document["v"]
+        after, position = document.get("a"), document.get("o")
+    except (ValueError, TypeError, KeyError, UnicodeError, AttributeError) as error:
+        raise InputError(_NOT_A_CURSOR, _AFTER) from error
+    if not _whole(version, 1, _LARGEST) or (after is None) == (position is None):
+        raise InputError(_NOT_A_CURSOR, _AFTER)
+    if position is not None:
+        if not _whole(position, 0, _LARGEST):
+            raise InputError(_NOT_A_CURSOR, _AFTER)
+        return Cursor(version, position=position)
+    if not key_shown(contract, scope):
+        raise InputError("this cursor is not one of your pages: pass their `next`", _AFTER)
+    if not isinstance(after, list) or len(after) != len(contract.key):
+        raise InputError(_NOT_A_CURSOR, _AFTER)
+    if not all(_whole(v, -_KEY_INT, _KEY_INT - 1) or _text(v) for v in after):
+        raise InputError(_NOT_A_CURSOR, _AFTER)
+    return Cursor(version, after=after)
+
+
+def _whole(value: object, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _text(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from JSON's \ud800
+        return False
+    return True
 
 
 def _neutralised(item: DataItem, value: str) -> str:

@@ -16,6 +16,7 @@ from catalog.store.lake import Lake
 from tests.conftest import approve_request, bearer, population_rows, seed_identities, write_delivery
 
 ROWS = 45
+LONE_SURROGATE = chr(0xD800)  # JSON can carry it ("\\ud800"), UTF-8 cannot
 
 
 @pytest.fixture
@@ -108,15 +109,58 @@ def _cursor(document: object) -> str:
     [
         ("after=not-a-cursor", "after"),
         (f"after={_cursor([1, 2])}", "after"),
-        (f"after={_cursor({'v': True, 'a': 'x'})}", "after"),
-        (f"after={_cursor({'v': 1, 'a': {'nested': 1}})}", "after"),
-        (f"after={_cursor({'v': 1, 'a': 'x'})}&version=2", "version"),
-        (f"after={_cursor({'v': 1, 'a': 'x'})}&offset=5", "offset"),
+        (f"after={_cursor({'v': True, 'o': 10})}", "after"),
+        (f"after={_cursor({'v': 2**60, 'o': 10})}", "after"),
+        (f"after={_cursor({'v': 1, 'o': -1})}", "after"),
+        (f"after={_cursor({'v': 1, 'o': 10, 'a': ['x']})}", "after"),
+        (f"after={_cursor({'v': 1, 'a': [{'nested': 1}]})}", "after"),
+        (f"after={_cursor({'v': 1, 'a': [2**128]})}", "after"),
+        ("after=" + _cursor({"v": 1, "a": [LONE_SURROGATE]}), "after"),
+        (f"after={_cursor({'v': 1, 'o': 10})}&version=2", "version"),
+        (f"after={_cursor({'v': 1, 'o': 10})}&offset=5", "offset"),
         ("after=" + "A" * 1001, "after"),
     ],
 )
-def test_a_bad_cursor_is_a_422_naming_the_parameter(walk, query, field):
+@pytest.mark.parametrize("reader", ["consumer_a", "population_provider"])
+def test_a_bad_cursor_is_a_422_naming_the_parameter(walk, query, field, reader):
     client, tokens = walk
-    answer = client.get(f"/datasets/population/rows?{query}", headers=bearer(tokens["consumer_a"]))
+    answer = client.get(f"/datasets/population/rows?{query}", headers=bearer(tokens[reader]))
     assert answer.status_code == 422, answer.text
     assert ["query", field] in [error["loc"] for error in answer.json()["detail"]]
+
+
+def _decoded(cursor: str) -> dict:
+    return json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+
+
+def test_a_cursor_carries_the_key_only_where_the_page_shows_it(walk):
+    """A grant that leaves the identity number out (or shows it as a pseudonym) gets cursors
+    holding a row number of the version, never the number nor a pseudonym of it; key bounds
+    are refused there (they would let a caller search for the hidden values)."""
+    client, tokens = walk
+    narrowed = approve_request(
+        client,
+        tokens,
+        {
+            "dataset": "population",
+            "items": ["name", "status"],
+            "purpose": "分页测试",
+            "legal_basis": "测试",
+            "period_start": "2026-01-01",
+            "period_end": "2030-12-31",
+        },
+        requester="consumer_b",
+    )
+    assert narrowed["status"] == "approved"
+    for reader in ("consumer_a", "consumer_b"):
+        headers = bearer(tokens[reader])
+        pages = _keyset_walk(client, headers, limit=10)
+        assert [row for page in pages for row in page["rows"]] == _offset_rows(client, headers, 10)
+        for page in pages[:-1]:
+            assert set(_decoded(page["next"])) == {"v", "o"}
+        forged = _cursor({"v": 1, "a": ["330106"]})
+        refused = client.get(f"/datasets/population/rows?after={forged}", headers=headers)
+        assert refused.status_code == 422
+    provider = bearer(tokens["population_provider"])
+    first = client.get("/datasets/population/rows?limit=10", headers=provider).json()
+    assert _decoded(first["next"])["a"] == [first["rows"][-1]["id_number"]]

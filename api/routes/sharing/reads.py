@@ -39,12 +39,14 @@ from catalog.sharing.masking import department_disclosures
 from catalog.sharing.principal import Principal
 from catalog.sharing.reads import (
     EXPORT_FORMATS,
+    Cursor,
     ExportFormat,
     check_export_format,
     count_rows,
     decode_cursor,
     encode_cursor,
     export_file,
+    next_cursor,
     rows_json,
 )
 from catalog.sharing.requests import active_grants, grant_view, grant_views_ever, revoked_grants
@@ -123,19 +125,18 @@ def _local(state: AppState, view: GrantView) -> GrantView:
     return replace(view, revoked_at=view.revoked_at.astimezone(ZoneInfo(state.settings.timezone)))
 
 
-def _walked_version(
-    contract: Contract, after: str, version: int | None, offset: int
-) -> tuple[int, list]:
-    """The version a keyset walk stays on (its cursor's) and the sort value it continues
-    after; a 422 naming the parameter that contradicts it."""
-    walked, bound = decode_cursor(contract, after)
-    if version is not None and version != walked:
+def _walk(contract: Contract, scope: Scope, after: str, version: int | None, offset: int) -> Cursor:
+    """The cursor a keyset page continues from; a 422 naming the parameter that contradicts
+    it (a walk stays on its cursor's version, and starts where the cursor says)."""
+    walk = decode_cursor(contract, scope, after)
+    if version is not None and version != walk.version:
         raise InputError(
-            f"the cursor walks version {walked}, not version {version}", ("query", "version")
+            f"the cursor walks version {walk.version}, not version {version}",
+            ("query", "version"),
         )
     if offset:
         raise InputError("a keyset page starts after its cursor: no offset", ("query", "offset"))
-    return walked, bound
+    return walk
 
 
 def _next_url(contract: Contract, cursor: str | None, limit: int, grant: int | None) -> str | None:
@@ -221,14 +222,16 @@ def get_rows(
 ) -> Response:
     scope = _scope(state, contract, principal, "api", grant)
     limit = min(limit, state.settings.page_size_max)
-    bound = None
+    walk = None
     if after is not None:
-        version, bound = _walked_version(contract, after, version, offset)
+        walk = _walk(contract, scope, after, version, offset)
+        version = walk.version
+        offset = walk.position or 0
     chosen = _version(state, contract, version)
     key = state.pseudonyms.key_for(scope.pseudonym_context)
     page = rows_json(
         cursor, contract, chosen, scope, limit=limit, offset=offset, pseudonym_key=key,
-        after=bound,
+        after=walk.after if walk else None,
     )  # fmt: skip
     _audit_read(
         state,
@@ -240,11 +243,8 @@ def get_rows(
         page.served,
         {"offset": offset, "limit": limit, "keyset": after is not None},
     )
-    following = (
-        encode_cursor(chosen.version, page.last)
-        if page.served == limit and page.last is not None
-        else None
-    )
+    following = next_cursor(contract, scope, chosen.version, page, offset, limit)
+    token = encode_cursor(following) if following else None
     envelope = json.dumps(
         {
             "dataset": contract.dataset,
@@ -252,8 +252,8 @@ def get_rows(
             "total": count_rows(cursor, chosen, scope),
             "offset": offset,
             "limit": limit,
-            "next": following,
-            "next_url": _next_url(contract, following, limit, grant),
+            "next": token,
+            "next_url": _next_url(contract, token, limit, grant),
             "items": list(scope.items),
             "unmasked": sorted(scope.unmasked),
             "pseudonymised": sorted(scope.pseudonymised),
