@@ -157,7 +157,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     def health(state: StateDep) -> Health:
         published = len(state.versions().by_dataset)
-        return Health(status="ok", datasets=len(state.contracts), published=published)
+        return Health(
+            status="ok",
+            datasets=len(state.contracts),
+            published=published,
+            read_copies_pending=state.copies.pending,
+        )
 
     _serve_docs(app)
     return app

@@ -19,7 +19,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.deps import get_state
+from api.deps import state_of
 from api.params import reject_unknown_query
 from catalog.sharing.access import READER_ROLES
 from catalog.sharing.audit import AuditEvent, record, record_refusal
@@ -57,7 +57,7 @@ def current_principal(
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(401, "a bearer token is required", headers=_CHALLENGE)
-    state = get_state(request)
+    state = state_of(request)
     now = state.now()
     try:
         with state.store.reading() as session:
@@ -95,7 +95,7 @@ class Caller:
     def __call__(
         self, request: Request, principal: Annotated[Principal, Depends(current_principal)]
     ) -> Principal:
-        state = get_state(request)
+        state = state_of(request)
         path = _route_path(request)
         if principal.role not in self.roles:
             reason = f"role {principal.role!r} may not do this (needs {' or '.join(self.roles)})"
@@ -115,7 +115,7 @@ class Caller:
         return principal
 
 
-def public_query(request: Request) -> None:
+async def public_query(request: Request) -> None:
     """App-wide dependency: a public route's unknown query parameters are a 422. Routes with
     a :class:`Caller` are left to it, so that a caller learns nothing before authenticating."""
     route = request.scope.get("route")
@@ -129,7 +129,7 @@ def record_listing(request: Request, principal: Principal) -> None:
     Routes call it first thing in their body, so only a call that passed validation is
     recorded (a refused one is a 422 and writes nothing), with the query parameters the
     route declares, each cut short: what else a caller appends is not kept."""
-    state = get_state(request)
+    state = state_of(request)
     path = _route_path(request)
     declared = {param.alias for param in request.scope["route"].dependant.query_params}
     query = {k: _safe(v) for k, v in request.query_params.items() if k in declared}

@@ -130,3 +130,6 @@ class Health(BaseModel):
     status: str
     datasets: int
     published: int
+    read_copies_pending: int = Field(
+        0, description="Read-optimised copies being built (pages of them read the lake meanwhile)"
+    )

@@ -11,6 +11,7 @@ routes)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -74,6 +75,30 @@ def declared_query(dependant: Dependant) -> set[str]:
     return names
 
 
+ITEM_FILTERS = "item_filters"
+"""Attribute of a route whose undeclared query parameters may be data-item filters
+(``?region_code=``): a function of the request giving the item names it takes."""
+
+
+def takes_item_filters(items: Callable[[Request], Iterable[str]]) -> Callable:
+    """Decorator: query parameters named after one of ``items(request)`` are item filters
+    (the route checks them against the caller's scope); any other undeclared one is still
+    refused by :func:`reject_unknown_query`."""
+
+    def mark(endpoint: Callable) -> Callable:
+        setattr(endpoint, ITEM_FILTERS, items)
+        return endpoint
+
+    return mark
+
+
+def undeclared_query(request: Request) -> list[tuple[str, str]]:
+    """The query parameters the matched route does not declare, each value in order."""
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    declared = declared_query(dependant) if dependant is not None else set()
+    return [(k, v) for k, v in request.query_params.multi_items() if k not in declared]
+
+
 def reject_unknown_query(request: Request) -> None:
     """422 naming each query parameter the matched route does not take (``extra_forbidden``,
     the type pydantic gives an unknown body field), and the ones it takes."""
@@ -82,6 +107,8 @@ def reject_unknown_query(request: Request) -> None:
     if dependant is None:  # not an API route (static files, the OpenAPI document)
         return
     declared = declared_query(dependant)
+    if items := getattr(getattr(route, "endpoint", None), ITEM_FILTERS, None):
+        declared |= set(items(request))
     unknown = [name for name in dict.fromkeys(request.query_params) if name not in declared]
     if not unknown:
         return

@@ -1,6 +1,6 @@
 """What the API holds for its lifetime: settings, contracts, one read-only lake connection,
-the versions of every dataset as of the lake's newest snapshot, the platform-state store and
-the clock.
+the versions of every dataset as of the lake's newest snapshot, the read-optimised copies of
+versions, the platform-state store and the clock.
 
 DuckDB connections are not shared across threads; each request takes its own cursor of the
 long-lived connection (opening a lake connection costs ~0.3 s: extension loads and attach).
@@ -19,8 +19,10 @@ import duckdb
 from catalog.contracts import Contract, load_contracts
 from catalog.settings import Settings
 from catalog.sharing.pseudonyms import Pseudonymiser
+from catalog.sharing.reads import key_order_copy
 from catalog.sharing.requests import local_day
 from catalog.state.db import StateStore
+from catalog.store.copies import ReadCopies
 from catalog.store.lake import Lake
 from catalog.store.snapshots import SnapshotProbe
 from catalog.store.versions import VersionIndex, VersionsAt
@@ -39,8 +41,17 @@ class AppState:
     pseudonyms: Pseudonymiser
     index: VersionIndex
     clock: Callable[[], datetime] = utc_now
+    copies: ReadCopies = field(init=False)
+    _warmed: int | None = None
     _con: duckdb.DuckDBPyConnection | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.copies = ReadCopies(
+            self.settings.folder("copies"),
+            lambda: self.connection().cursor(),
+            self.settings.read_copies_mb * 1024 * 1024,
+        )
 
     @classmethod
     def create(cls, settings: Settings) -> AppState:
@@ -55,8 +66,15 @@ class AppState:
 
     def versions(self) -> VersionsAt:
         """Every dataset's versions as of the lake's newest snapshot (read from the lake only
-        when a commit made a new one, in this process or another)."""
-        return self.index.current(self.reader)
+        when a commit made a new one, in this process or another). A new snapshot queues the
+        key-order copy of each dataset's latest version."""
+        current = self.index.current(self.reader)
+        if current.snapshot != self._warmed:
+            self._warmed = current.snapshot
+            for name, version in current.latest_all().items():
+                if name in self.contracts:
+                    self.copies.prepare(key_order_copy(self.contracts[name], version))
+        return current
 
     def now(self) -> datetime:
         return self.clock()
@@ -87,6 +105,7 @@ class AppState:
     reader = contextmanager(cursor)
 
     def close(self) -> None:
+        self.copies.close()
         self.index.close()
         if self._con is not None:
             self._con.close()

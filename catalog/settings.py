@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     """Port of the Dagster UI started by ``govshare demo``."""
     page_size_max: int = 1000
     """Largest page of rows the API returns in one response."""
+    read_copies_mb: int = Field(4096, ge=0)
+    """Disk budget of the read-optimised copies of published versions, in MB (decision 50;
+    least recently used copies go beyond it). 0: no copies, every page reads the lake."""
     max_body_bytes: int = 1024 * 1024
     """Largest request body the API reads, in bytes (HTTP 413 beyond, the rest unread)."""
     duckdb_memory_limit: str = "4GB"

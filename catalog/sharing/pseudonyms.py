@@ -13,6 +13,7 @@ raw value never leaves the engine.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
@@ -52,6 +53,7 @@ def load_or_create_secret(path: Path) -> bytes:
     return path.read_bytes()
 
 
+@functools.lru_cache(maxsize=1024)  # a key's pads are spelt on every page read with it
 def _blob(data: bytes) -> str:
     return "'" + "".join(f"\\x{b:02X}" for b in data) + "'::BLOB"
 

@@ -21,6 +21,7 @@ GeoJSON files are written from batches of rows, never all of them in memory.
 from __future__ import annotations
 
 import base64
+import bisect
 import contextlib
 import json
 import shutil
@@ -40,7 +41,9 @@ from catalog.ingest.rules import SQL_TYPES
 from catalog.sharing.access import Scope, filter_sql
 from catalog.sharing.masking import item_value_sql
 from catalog.sharing.pseudonyms import hmac_sql
+from catalog.sharing.views import RowView, shown_in_clear
 from catalog.sql import quote_ident, sql_literal
+from catalog.store.copies import COPY_TABLE, ORDINAL, CopySpec, ReadCopies
 from catalog.store.versions import Version, version_relation
 from catalog.text import InputError
 
@@ -59,6 +62,7 @@ XLSX_MAX_ROWS = 1_048_575
 """Rows an xlsx sheet holds below its header (Excel's limit is 1,048,576 rows)."""
 XLSX_CELL_MAX = 32_767
 """Characters Excel holds in one cell."""
+_DEFAULT = RowView()
 _BATCH = 10_000  # rows fetched at a time when Python writes the file (xlsx, GeoJSON)
 _BOM = "\ufeff".encode()
 # Cells a spreadsheet would read as a formula (OWASP "CSV injection"), including the
@@ -87,13 +91,7 @@ def key_shown(contract: Contract, scope: Scope) -> bool:
     """Whether the scope shows every key item in clear: only then may rows come ordered by
     the key and a cursor carry it (the order of a key not granted, or masked, would tell
     what the scope hides)."""
-    return all(
-        k in scope.items
-        and k not in scope.pseudonymised
-        and k not in scope.redacted
-        and (k not in contract.sensitive_items or k in scope.unmasked)
-        for k in contract.key
-    )
+    return all(shown_in_clear(contract, scope, k) for k in contract.key)
 
 
 def _hidden_key(contract: Contract, scope: Scope) -> bool:
@@ -106,9 +104,25 @@ def order_sql(contract: Contract, scope: Scope, key: bytes) -> str:
     if _hidden_key(contract, scope):
         parts = " || chr(31) || ".join(f"CAST({quote_ident(k)} AS VARCHAR)" for k in contract.key)
         return hmac_sql(key, parts)
+    return _key_sql(contract)
+
+
+def _key_sql(contract: Contract) -> str:
     if len(contract.key) == 1:
         return quote_ident(contract.key[0])
     return "{" + ", ".join(f"{sql_literal(k)}: {quote_ident(k)}" for k in contract.key) + "}"
+
+
+def order_by_sql(contract: Contract, scope: Scope, key: bytes, view: RowView) -> str:
+    """The ORDER BY of a scope's rows in a view: the view's sort, then :func:`order_sql`
+    (so the order is total: pages never overlap or skip a row)."""
+    return ", ".join([*(s.sql for s in view.sort), f"{order_sql(contract, scope, key)} ASC"])
+
+
+def uses_key_cursor(contract: Contract, scope: Scope, view: RowView) -> bool:
+    """Whether a walk goes on after a key (the key shown in clear and the rows in its order)
+    or from a row number."""
+    return key_shown(contract, scope) and not view.sort
 
 
 def _after_sql(contract: Contract, scope: Scope) -> str:
@@ -128,12 +142,14 @@ def cursor_values(contract: Contract, last: object) -> list:
     return [last]
 
 
-def count_rows(con: duckdb.DuckDBPyConnection, version: Version, scope: Scope) -> int:
-    """Rows of the version the scope can see (the version's count when unfiltered)."""
-    if not scope.row_filter:
+def count_rows(
+    con: duckdb.DuckDBPyConnection, version: Version, scope: Scope, view: RowView = _DEFAULT
+) -> int:
+    """Rows of the version the scope can see in the view (the version's count unfiltered)."""
+    clauses = (*scope.row_filter, *view.filters)
+    if not clauses:
         return version.row_count
-    where = filter_sql(scope.row_filter)
-    sql = f"SELECT count(*) FROM {version_relation(version)} WHERE {where}"
+    sql = f"SELECT count(*) FROM {version_relation(version)} WHERE {filter_sql(clauses)}"
     return int(con.execute(sql).fetchone()[0])
 
 
@@ -143,8 +159,35 @@ class Page:
     """A JSON array of the page's rows."""
     served: int
     last: str | None
-    """The sort value of the page's last row, as JSON (what ``after`` continues from), or
-    None for an empty page."""
+    """The key of the page's last row, as JSON (what ``after`` continues from), or None for
+    an empty page and where a walk goes on by row number."""
+    total: int
+    """Rows of the version in the scope and view."""
+
+
+@dataclass(frozen=True)
+class _Query:
+    """What a page selects, however it is read: each row as a JSON record, the key (or its
+    pseudonym) to continue after, the order and the filter; ``last``, the SQL of what the
+    page reports as its last row's key (NULL where a walk goes on by row number)."""
+
+    record: str
+    key: str
+    order_by: str
+    where: str
+    last: str
+
+
+def copy_spec(contract: Contract, version: Version, order_by: str) -> CopySpec:
+    """The copy of the version whose rows are in this order (every item: one copy serves
+    every scope reading in that order)."""
+    return CopySpec(version, tuple(item.name for item in contract.items), order_by)
+
+
+def key_order_copy(contract: Contract, version: Version) -> CopySpec:
+    """The copy that every scope showing the key in clear reads in the default order: worth
+    building as soon as a version is published."""
+    return copy_spec(contract, version, f"{_key_sql(contract)} ASC")
 
 
 def rows_json(
@@ -157,46 +200,188 @@ def rows_json(
     offset: int,
     pseudonym_key: bytes,
     after: list | None = None,
+    view: RowView = _DEFAULT,
+    copies: ReadCopies | None = None,
 ) -> Page:
     """One page of rows in the scope's order: from ``offset``, or (keyset) right after the
-    row whose sort value is ``after`` (the ``last`` of the page before, decoded from JSON):
-    no rows are counted off, and the walk is stable while rows are added to other versions.
+    row whose key is ``after`` (the ``last`` of the page before, decoded from JSON): the
+    walk is stable while other versions are published.
 
-    The page is chosen first and masked after: masking every row before the top-N sort
-    made a page of 1,000 out of 1M rows take twice as long."""
+    Read from the version's copy in this order where it is built (decision 50), else from
+    the lake: same rows, same order. The page is chosen first and masked after: masking
+    every row before choosing made a page of 1,000 out of 1M rows take twice as long."""
     values = _values(contract, scope, pseudonym_key)
-    record = "{" + ", ".join(f"{sql_literal(item.name)}: {v}" for item, v in values) + "}"
-    order = order_sql(contract, scope, pseudonym_key)
-    where = filter_sql(scope.row_filter)
-    parameters: list = []
-    if after is not None:
-        where = f"({where}) AND _order > {_after_sql(contract, scope)}"
-        parameters = list(after)
+    key = order_sql(contract, scope, pseudonym_key)
+    query = _Query(
+        record="{" + ", ".join(f"{sql_literal(item.name)}: {v}" for item, v in values) + "}",
+        key=key,
+        order_by=order_by_sql(contract, scope, pseudonym_key, view),
+        where=filter_sql((*scope.row_filter, *view.filters)),
+        last=key if uses_key_cursor(contract, scope, view) else "NULL",
+    )
     try:
-        row = _page_query(con, record, order, version, where, [*parameters, limit, offset])
+        # Copies in a sort of several items are not built: their number would have no bound
+        # a caller could not push the folder's budget past (decision 50).
+        if copies is not None and len(view.sort) <= 1:
+            with copies.use(copy_spec(contract, version, query.order_by)) as alias:
+                if alias is not None:
+                    return _copy_page(con, copies, alias, contract, scope, version, query,
+                                      limit, offset, after)  # fmt: skip
+        return _lake_page(con, contract, scope, version, query, limit, offset, after, view)
     except duckdb.ConversionException as error:  # a forged cursor's value, not the key's type
         raise InputError("the cursor's value is not of the key's type", _AFTER) from error
-    return Page(str(row[0]), int(row[1]), row[2])
 
 
-def _page_query(
+def _lake_page(
     con: duckdb.DuckDBPyConnection,
-    record: str,
-    order: str,
+    contract: Contract,
+    scope: Scope,
     version: Version,
-    where: str,
-    parameters: list,
-) -> tuple:
-    return con.execute(
-        f"SELECT coalesce(to_json(list(_record ORDER BY _order)), '[]'), count(*), "
-        f"to_json(max(_order)) FROM ("
-        f"  SELECT {record} AS _record, _order FROM ("
-        f"    SELECT *, {order} AS _order FROM {version_relation(version)}"
-        f"    WHERE {where} ORDER BY _order LIMIT ? OFFSET ?"
+    query: _Query,
+    limit: int,
+    offset: int,
+    after: list | None,
+    view: RowView,
+) -> Page:
+    where, parameters = query.where, []
+    if after is not None:
+        where = f"({where}) AND {query.key} > {_after_sql(contract, scope)}"
+        parameters = list(after)
+    row = con.execute(
+        f"SELECT coalesce(to_json(list(_record ORDER BY _n)), '[]'), count(*), "
+        f"to_json(arg_max(_key, _n)) FROM ("
+        f"  SELECT {query.record} AS _record, _key, "
+        f"  row_number() OVER (ORDER BY {query.order_by}) AS _n FROM ("
+        f"    SELECT *, {query.last} AS _key FROM {version_relation(version)}"
+        f"    WHERE {where} ORDER BY {query.order_by} LIMIT ? OFFSET ?"
         f"  )"
         f")",
-        parameters,
+        [*parameters, limit, offset],
     ).fetchone()
+    return Page(str(row[0]), int(row[1]), row[2], count_rows(con, version, scope, view))
+
+
+_STRIDE = 256  # a copy's marks: the position of every 256th row in the view
+
+
+@dataclass(frozen=True)
+class _Marks:
+    """Where a filtered view's rows lie in a copy: their count, and the ``_ord`` of its rows
+    0, 256, 512... (None when every row is in the view: then rank and ``_ord`` agree).
+    Computed once per copy and filter: they turn a page's rank into a range of ``_ord``."""
+
+    count: int
+    every: list[int] | None
+
+    def from_rank(self, rank: int, limit: int) -> tuple[int, int | None, int]:
+        """``_ord`` bounds [low, high) and rows to skip within them for ranks from ``rank``."""
+        if self.every is None:
+            return rank, rank + limit, 0
+        first, last = rank // _STRIDE, (rank + limit - 1) // _STRIDE + 1
+        high = self.every[last] if last < len(self.every) else None
+        return self.every[first], high, rank - first * _STRIDE
+
+    def after(self, ordinal: int, limit: int) -> tuple[int, int | None, int]:
+        """The same for the rows after ``_ord`` ``ordinal``."""
+        if self.every is None:
+            return ordinal + 1, ordinal + 1 + limit, 0
+        last = bisect.bisect_right(self.every, ordinal) + -(-limit // _STRIDE)
+        high = self.every[last] if last < len(self.every) else None
+        return ordinal + 1, high, 0
+
+
+def _marks(con: duckdb.DuckDBPyConnection, table: str, where: str, rows: int) -> _Marks:
+    if where == "TRUE":
+        return _Marks(rows, None)
+    count, every = con.execute(
+        f"SELECT count(*), coalesce(list({ORDINAL} ORDER BY {ORDINAL}) "
+        f"FILTER (WHERE _r % {_STRIDE} = 0), []) FROM ("
+        f"  SELECT {ORDINAL}, row_number() OVER (ORDER BY {ORDINAL}) - 1 AS _r "
+        f"  FROM {table} WHERE {where})"
+    ).fetchone()
+    return _Marks(int(count), list(every))
+
+
+def _copy_page(
+    con: duckdb.DuckDBPyConnection,
+    copies: ReadCopies,
+    alias: str,
+    contract: Contract,
+    scope: Scope,
+    version: Version,
+    query: _Query,
+    limit: int,
+    offset: int,
+    after: list | None,
+) -> Page:
+    table = f"{alias}.{COPY_TABLE}"
+    marks = copies.memo(
+        (alias, query.where), lambda: _marks(con, table, query.where, version.row_count)
+    )
+    assert isinstance(marks, _Marks)
+    if after is None:
+        if offset >= marks.count:
+            return Page("[]", 0, None, marks.count)
+        low, high, skip = marks.from_rank(offset, limit)
+    else:
+        ordinal = _ordinal_of(con, copies, alias, contract, scope, query, after)
+        low, high, skip = marks.after(ordinal, limit)
+    bounds = f"{ORDINAL} >= {low}" + (f" AND {ORDINAL} < {high}" if high is not None else "")
+    row = con.execute(
+        f"SELECT coalesce(to_json(list(_record ORDER BY {ORDINAL})), '[]'), count(*), "
+        f"to_json(arg_max(_key, {ORDINAL})) FROM ("
+        f"  SELECT {query.record} AS _record, {query.last} AS _key, {ORDINAL} FROM ("
+        f"    SELECT * FROM {table} WHERE {bounds} AND ({query.where})"
+        f"    ORDER BY {ORDINAL} LIMIT ? OFFSET ?"
+        f"  )"
+        f")",
+        [limit, skip],
+    ).fetchone()
+    return Page(str(row[0]), int(row[1]), row[2], marks.count)
+
+
+def _ordinal_of(
+    con: duckdb.DuckDBPyConnection,
+    copies: ReadCopies,
+    alias: str,
+    contract: Contract,
+    scope: Scope,
+    query: _Query,
+    after: list,
+) -> int:
+    """The ``_ord`` of the last row whose key is at most ``after`` (-1 if none) in a copy in
+    key order. Text keys share long prefixes (identity numbers: region and birth year), which
+    DuckDB's zone maps do not tell apart, so a lookup by key scanned the whole copy (4 ms at
+    1M rows): the key of every 256th row, kept per copy, narrows it to one stretch first."""
+    table = f"{alias}.{COPY_TABLE}"
+    if len(contract.key) == 1:
+        with contextlib.suppress(TypeError):  # a forged cursor's value of another type
+            return _ordinal_by_sample(con, copies, alias, query.key, after[0])
+    below = f"SELECT count(*) FROM {table} WHERE {query.key} <= {_after_sql(contract, scope)}"
+    return int(con.execute(below, list(after)).fetchone()[0]) - 1
+
+
+def _ordinal_by_sample(
+    con: duckdb.DuckDBPyConnection, copies: ReadCopies, alias: str, key: str, after: object
+) -> int:
+    """:func:`_ordinal_of` for a key of one item, by bisection in Python: first in the keys
+    of every 256th row (kept per copy), then in the 256 keys of that stretch. (A WHERE on
+    the key within the stretch was slower than the stretch itself: DuckDB evaluated it
+    beyond the stretch.) Python orders text by code point, as DuckDB orders UTF-8 bytes."""
+    table = f"{alias}.{COPY_TABLE}"
+
+    def sample() -> list:
+        every = f"SELECT {key} FROM {table} WHERE {ORDINAL} % {_STRIDE} = 0 ORDER BY {ORDINAL}"
+        return [v for (v,) in con.execute(every).fetchall()]
+
+    keys = copies.memo((alias, "keys"), sample)
+    assert isinstance(keys, list)
+    low = max(bisect.bisect_right(keys, after) - 1, 0) * _STRIDE
+    stretch = con.execute(
+        f"SELECT {key} FROM {table} WHERE {ORDINAL} >= {low} AND {ORDINAL} < {low + _STRIDE} "
+        f"ORDER BY {ORDINAL}"
+    ).fetchall()
+    return low + bisect.bisect_right([v for (v,) in stretch], after) - 1
 
 
 _AFTER = ("query", "after")
@@ -208,12 +393,14 @@ _KEY_INT = 2**63  # a BIGINT key's bound
 @dataclass(frozen=True)
 class Cursor:
     """Where a keyset walk goes on: its version, and after the sort value ``after`` (the key,
-    where the scope shows it in clear) or from row ``position`` of the version (otherwise:
-    the version is immutable, so the position names the same row on every call)."""
+    where the scope shows it in clear and rows come in its order) or from row ``position``
+    of the view (otherwise: the version is immutable, so the position names the same row on
+    every call); ``view``, the signature of the order and filters it walks."""
 
     version: int
     after: list | None = None
     position: int | None = None
+    view: str = ""
 
 
 def encode_cursor(cursor: Cursor) -> str:
@@ -224,46 +411,63 @@ def encode_cursor(cursor: Cursor) -> str:
         document["a"] = cursor.after
     else:
         document["o"] = cursor.position
+    if cursor.view:
+        document["w"] = cursor.view
     text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
 def next_cursor(
-    contract: Contract, scope: Scope, version: int, page: Page, start: int, limit: int
+    contract: Contract,
+    scope: Scope,
+    version: int,
+    page: Page,
+    start: int,
+    limit: int,
+    view: RowView = _DEFAULT,
 ) -> Cursor | None:
     """The cursor of the page after ``page`` (which began at row ``start``), or None when it
     was the last one."""
-    if page.served < limit or page.last is None:
+    if page.served < limit:
         return None
-    if key_shown(contract, scope):
-        return Cursor(version, after=cursor_values(contract, json.loads(page.last)))
-    return Cursor(version, position=start + page.served)
+    if uses_key_cursor(contract, scope, view) and page.last is not None:
+        last = cursor_values(contract, json.loads(page.last))
+        return Cursor(version, after=last, view=view.signature)
+    return Cursor(version, position=start + page.served, view=view.signature)
 
 
-def decode_cursor(contract: Contract, scope: Scope, text: str) -> Cursor:
+def decode_cursor(contract: Contract, scope: Scope, text: str, view: RowView = _DEFAULT) -> Cursor:
     """A cursor from the text of :func:`encode_cursor`; :class:`InputError` (422 on
-    ``after``) for anything else, and for a key bound where the scope does not show the key
-    in clear (bounds would let a caller search for the values it hides)."""
+    ``after``) for anything else, for a cursor of another order or filters than ``view``,
+    and for a key bound where the scope does not show the key in clear or the rows are in
+    another order (bounds would let a caller search for the values it hides)."""
     try:
         padded = text + "=" * (-len(text) % 4)
         document = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
         version = document["v"]
         after, position = document.get("a"), document.get("o")
+        walked = document.get("w", "")
     except (ValueError, TypeError, KeyError, UnicodeError, AttributeError) as error:
         raise InputError(_NOT_A_CURSOR, _AFTER) from error
     if not _whole(version, 1, _LARGEST) or (after is None) == (position is None):
         raise InputError(_NOT_A_CURSOR, _AFTER)
+    if walked != view.signature:
+        raise InputError(
+            "this cursor walks another sort or other filters: pass the same ones as the page "
+            "it came from (its `next_url` has them)",
+            _AFTER,
+        )
     if position is not None:
         if not _whole(position, 0, _LARGEST):
             raise InputError(_NOT_A_CURSOR, _AFTER)
-        return Cursor(version, position=position)
-    if not key_shown(contract, scope):
+        return Cursor(version, position=position, view=walked)
+    if not uses_key_cursor(contract, scope, view):
         raise InputError("this cursor is not one of your pages: pass their `next`", _AFTER)
     if not isinstance(after, list) or len(after) != len(contract.key):
         raise InputError(_NOT_A_CURSOR, _AFTER)
     if not all(_whole(v, -_KEY_INT, _KEY_INT - 1) or _text(v) for v in after):
         raise InputError(_NOT_A_CURSOR, _AFTER)
-    return Cursor(version, after=after)
+    return Cursor(version, after=after, view=walked)
 
 
 def _whole(value: object, low: int, high: int) -> bool:

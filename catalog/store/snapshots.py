@@ -11,11 +11,30 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import psycopg
 
 _NEWEST = "SELECT max(snapshot_id) FROM ducklake_snapshot"
+_SETTLED_NS = 50_000_000  # well above the file system clock's tick (a jiffy, <= 10 ms)
+
+
+def _files_state(path: Path) -> tuple | None:
+    """(inode, size, time written) of the catalog database and of its WAL (absent: zeros);
+    None when the database is missing."""
+    states = []
+    for file in (path, path.with_name(path.name + "-wal")):
+        try:
+            stat = file.stat()
+        except FileNotFoundError:
+            if file == path:
+                return None
+            states.append((0, 0, 0))
+            continue
+        # Not the change time: a reader closing the database touches its WAL's.
+        states.append((stat.st_ino, stat.st_size, stat.st_mtime_ns))
+    return tuple(states)
 
 
 class SnapshotProbe:
@@ -27,20 +46,36 @@ class SnapshotProbe:
         self._uri = catalog_uri
         self._postgres: psycopg.Connection | None = None
         self._lock = threading.Lock()
+        self._known: tuple[tuple, int] | None = None  # (files' state, newest id)
 
     def current(self) -> int | None:
         if self._uri.startswith("postgres:"):
             return self._from_postgres()
         return self._from_sqlite(Path(self._uri.removeprefix("sqlite:")))
 
+    def _from_sqlite(self, path: Path) -> int | None:
+        """The newest id, read again only when the catalog's files changed. Opening the
+        catalog costs ~0.8 ms (the query 10 µs), and a connection kept open saw no commits
+        of DuckDB's own SQLite; every commit changes the database file or its WAL, and
+        their size and time of change are one ``stat`` each (~2 µs)."""
+        seen = _files_state(path)
+        known = self._known
+        if known is not None and known[0] == seen:
+            return known[1]
+        value = self._query_sqlite(path)
+        # A write within the same tick of the file system's clock as the state seen would
+        # leave it unchanged: an id is kept only once its files are older than any tick.
+        settled = seen is not None and time.time_ns() - max(f[2] for f in seen) > _SETTLED_NS
+        self._known = (seen, value) if value is not None and settled else None
+        return value
+
     @staticmethod
-    def _from_sqlite(path: Path) -> int | None:
+    def _query_sqlite(path: Path) -> int | None:
         """None also when the catalog cannot be read now (busy, unreadable): the caller then
         reads through DuckDB, which waits or says what is wrong."""
         if not path.exists():
             return None
         try:
-            # A connection per call (~50 µs): sqlite3 connections stay in their thread.
             db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1)
         except sqlite3.Error:
             return None

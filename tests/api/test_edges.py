@@ -622,16 +622,21 @@ def test_every_route_refuses_a_query_parameter_it_does_not_take(api):
     assert after["entries"] == head["entries"]
 
 
-def test_a_filter_the_rows_route_does_not_have_is_422_not_every_row(api):
+def test_an_item_filter_filters_and_a_misspelt_one_is_422_not_every_row(api):
     client, tokens = api
-    response = client.get(
-        "/datasets/population/rows?region_code=330106&limit=5",
-        headers=bearer(tokens["population_provider"]),
-    )
+    headers = bearer(tokens["population_provider"])
+    every = client.get("/datasets/population/rows?limit=1000", headers=headers).json()["rows"]
+    filtered = client.get("/datasets/population/rows?region_code=330106", headers=headers)
+    assert filtered.status_code == 200, filtered.text
+    expected = [row for row in every if row["region_code"] == "330106"]
+    assert 0 < len(expected) < len(every)
+    assert filtered.json()["rows"] == expected and filtered.json()["total"] == len(expected)
+
+    response = client.get("/datasets/population/rows?regoin_code=330106&limit=5", headers=headers)
     assert response.status_code == 422, response.text
     [error] = response.json()["detail"]
-    assert error["loc"] == ["query", "region_code"] and error["input"] == "330106"
-    for taken in ("grant", "limit", "offset", "version"):  # says what the route takes
+    assert error["loc"] == ["query", "regoin_code"] and error["input"] == "330106"
+    for taken in ("grant", "limit", "offset", "version", "region_code"):  # what it takes
         assert taken in error["msg"]
 
 

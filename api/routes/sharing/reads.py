@@ -16,13 +16,20 @@ from typing import Annotated
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
 from api.auth import Reader
-from api.deps import ContractDep, CursorDep, StateDep
-from api.params import MAX_ID, GrantId, Offset, VersionNumber
+from api.deps import ContractDep, CursorDep, StateDep, state_of
+from api.params import (
+    MAX_ID,
+    GrantId,
+    Offset,
+    VersionNumber,
+    takes_item_filters,
+    undeclared_query,
+)
 from api.state import AppState
 from catalog.contracts import Contract
 from catalog.sharing.access import (
@@ -42,14 +49,19 @@ from catalog.sharing.reads import (
     Cursor,
     ExportFormat,
     check_export_format,
-    count_rows,
     decode_cursor,
     encode_cursor,
     export_file,
     next_cursor,
     rows_json,
 )
-from catalog.sharing.requests import active_grants, grant_view, grant_views_ever, revoked_grants
+from catalog.sharing.requests import (
+    grant_view,
+    grant_views_ever,
+    revoked_grants,
+    views_in_force,
+)
+from catalog.sharing.views import RowView, parse_filters, parse_sort
 from catalog.store.versions import Version
 from catalog.text import InputError
 
@@ -73,7 +85,7 @@ def _scope(
     department, dataset, now = principal.department_id, contract.dataset, state.now()
     try:
         with state.store.reading() as session:
-            grants = [grant_view(g) for g in active_grants(session, department, dataset, now)]
+            grants = views_in_force(session, department, dataset, now)
             if grant is not None:
                 grants = [g for g in grants if g.id == grant]
             revoked: list[GrantView] = []
@@ -125,10 +137,13 @@ def _local(state: AppState, view: GrantView) -> GrantView:
     return replace(view, revoked_at=view.revoked_at.astimezone(ZoneInfo(state.settings.timezone)))
 
 
-def _walk(contract: Contract, scope: Scope, after: str, version: int | None, offset: int) -> Cursor:
+def _walk(
+    contract: Contract, scope: Scope, view: RowView, after: str, version: int | None, offset: int
+) -> Cursor:
     """The cursor a keyset page continues from; a 422 naming the parameter that contradicts
-    it (a walk stays on its cursor's version, and starts where the cursor says)."""
-    walk = decode_cursor(contract, scope, after)
+    it (a walk stays on its cursor's version, order and filters, and starts where the cursor
+    says)."""
+    walk = decode_cursor(contract, scope, after, view)
     if version is not None and version != walk.version:
         raise InputError(
             f"the cursor walks version {walk.version}, not version {version}",
@@ -139,10 +154,14 @@ def _walk(contract: Contract, scope: Scope, after: str, version: int | None, off
     return walk
 
 
-def _next_url(contract: Contract, cursor: str | None, limit: int, grant: int | None) -> str | None:
+def _next_url(
+    contract: Contract, cursor: str | None, limit: int, grant: int | None, view: RowView
+) -> str | None:
     if cursor is None:
         return None
-    query = {"after": cursor, "limit": limit, **({"grant": grant} if grant else {})}
+    query = [("after", cursor), ("limit", str(limit)), *view.query()]
+    if grant:
+        query.append(("grant", str(grant)))
     return f"/datasets/{quote(contract.dataset)}/rows?{urlencode(query)}"
 
 
@@ -192,9 +211,19 @@ def _audit_read(
     )
 
 
+def _dataset_items(request: Request) -> list[str]:
+    contract = state_of(request).contracts.get(request.path_params.get("dataset", ""))
+    return [item.name for item in contract.items] if contract else []
+
+
 @router.get(
     "/{dataset}/rows",
     summary="A page of rows of a dataset (latest version or a given one)",
+    description="Rows in key order (or in the order `sort` names), paged by `offset` or by "
+    "cursor (`after`, the `next` of the page before). Any other query parameter named after "
+    "a data item is an equality filter (`?region_code=330102`; given twice, either value), "
+    "ANDed with the grant's row filter. Sorts and filters take only items your scope shows "
+    "in clear.",
     responses={
         200: {"description": "Envelope with the version and the page of rows"},
         403: {"description": "No access: not shared, no grant, or not by API"},
@@ -202,7 +231,9 @@ def _audit_read(
         503: {"description": "The audit log could not be written; nothing is returned"},
     },
 )
+@takes_item_filters(_dataset_items)
 def get_rows(
+    request: Request,
     principal: Reader,
     contract: ContractDep,
     state: StateDep,
@@ -219,19 +250,30 @@ def get_rows(
         ),
     ] = None,
     grant: GrantId = None,
+    sort: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="Items to order by, comma-separated, `-` in front for descending "
+            "(`-birth_date,name`); ties in key order",
+        ),
+    ] = None,
 ) -> Response:
     scope = _scope(state, contract, principal, "api", grant)
+    view = RowView(
+        parse_sort(contract, scope, sort), parse_filters(contract, scope, undeclared_query(request))
+    )
     limit = min(limit, state.settings.page_size_max)
     walk = None
     if after is not None:
-        walk = _walk(contract, scope, after, version, offset)
+        walk = _walk(contract, scope, view, after, version, offset)
         version = walk.version
         offset = walk.position or 0
     chosen = _version(state, contract, version)
     key = state.pseudonyms.key_for(scope.pseudonym_context)
     page = rows_json(
         cursor, contract, chosen, scope, limit=limit, offset=offset, pseudonym_key=key,
-        after=walk.after if walk else None,
+        after=walk.after if walk else None, view=view, copies=state.copies,
     )  # fmt: skip
     _audit_read(
         state,
@@ -241,19 +283,25 @@ def get_rows(
         chosen,
         scope,
         page.served,
-        {"offset": offset, "limit": limit, "keyset": after is not None},
+        {
+            "offset": offset,
+            "limit": limit,
+            "keyset": after is not None,
+            **({"sort": sort} if view.sort else {}),
+            **({"filters": [f.model_dump() for f in view.filters]} if view.filters else {}),
+        },
     )
-    following = next_cursor(contract, scope, chosen.version, page, offset, limit)
+    following = next_cursor(contract, scope, chosen.version, page, offset, limit, view)
     token = encode_cursor(following) if following else None
     envelope = json.dumps(
         {
             "dataset": contract.dataset,
             "version": chosen.version,
-            "total": count_rows(cursor, chosen, scope),
+            "total": page.total,
             "offset": offset,
             "limit": limit,
             "next": token,
-            "next_url": _next_url(contract, token, limit, grant),
+            "next_url": _next_url(contract, token, limit, grant, view),
             "items": list(scope.items),
             "unmasked": sorted(scope.unmasked),
             "pseudonymised": sorted(scope.pseudonymised),
