@@ -14,29 +14,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from catalog.settings import Settings
-from catalog.sharing.audit import AuditEvent, AuditQuery, append, search, verify
-from catalog.sharing.identity import (
-    DutyConflict,
-    IdentityError,
-    add_department,
-    bootstrap_office,
-    confirm_user,
-    disable_user,
-    enable_user,
-    is_confirmed,
-    is_disabled,
-    register_user,
-    reset_activation,
-    revoke_token,
-    user_by_name,
-)
 from catalog.sharing.principal import local_operator
-from catalog.state.db import StateStore
-from catalog.state.models import AuditEntry, User
 
 admin_app = typer.Typer(help="Departments, users and tokens.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
@@ -49,6 +30,9 @@ def operator() -> str:
 
 @contextmanager
 def _transaction() -> Iterator[Session]:
+    from catalog.sharing.identity import DutyConflict, IdentityError
+    from catalog.state.db import StateStore
+
     store = StateStore(Settings())
     try:
         with store.transaction() as session:
@@ -61,6 +45,8 @@ def _transaction() -> Iterator[Session]:
 
 
 def _audit(session: Session, action: str, detail: dict) -> None:
+    from catalog.sharing.audit import AuditEvent, append
+
     event = AuditEvent(action=action, result="ok", detail=detail, operator=operator())
     append(session, event, datetime.now(UTC))
 
@@ -88,6 +74,8 @@ def bootstrap(
     username: Annotated[str, typer.Option(help="The first office administrator")],
 ) -> None:
     """Create the first office administrator and print their token (only once)."""
+    from catalog.sharing.identity import bootstrap_office
+
     with _transaction() as session:
         user, issued, plain = bootstrap_office(
             session,
@@ -107,6 +95,8 @@ def department(
     name: Annotated[str, typer.Argument(help="Department name")],
 ) -> None:
     """Register a department."""
+    from catalog.sharing.identity import add_department
+
     with _transaction() as session:
         add_department(session, code, name, datetime.now(UTC))
         _audit(session, "department.add", {"code": code})
@@ -122,6 +112,8 @@ def user(
 ) -> None:
     """Register a user of a department with one role, unconfirmed, and print their one-time
     activation code (hand it to the user; they exchange it for a token at POST /activate)."""
+    from catalog.sharing.identity import register_user
+
     with _transaction() as session:
         added, code = register_user(
             session,
@@ -141,6 +133,11 @@ def user(
 @admin_app.command()
 def users() -> None:
     """List users: department, role, confirmation, flags."""
+    from sqlalchemy import select
+
+    from catalog.sharing.identity import is_confirmed, is_disabled
+    from catalog.state.models import User
+
     table = Table("id", "username", "role", "department", "state", "confirmed by", "flag")
     with _transaction() as session:
         for u in session.execute(select(User).order_by(User.id)).scalars():
@@ -156,6 +153,8 @@ def users() -> None:
 def confirm(username: Annotated[str, typer.Argument()]) -> None:
     """Confirm a user as the machine operator (flagged: a confirmed user of their
     department should confirm them, at POST /department/users/{username}/confirm)."""
+    from catalog.sharing.identity import confirm_user, user_by_name
+
     with _transaction() as session:
         confirmed = confirm_user(
             session, user_by_name(session, username), datetime.now(UTC), operator=operator()
@@ -167,6 +166,8 @@ def confirm(username: Annotated[str, typer.Argument()]) -> None:
 def reset(username: Annotated[str, typer.Argument()]) -> None:
     """Reset an account: revoke its tokens, clear its confirmation, print a new activation
     code (for a user who lost their token)."""
+    from catalog.sharing.identity import reset_activation, user_by_name
+
     with _transaction() as session:
         account = user_by_name(session, username)
         code, revoked = reset_activation(
@@ -187,6 +188,8 @@ def disable(
     reason: Annotated[str, typer.Option(help="Why (kept with the account)")],
 ) -> None:
     """Disable a user: every token of theirs is refused at once; history is kept."""
+    from catalog.sharing.identity import disable_user, user_by_name
+
     with _transaction() as session:
         disable_user(
             session, user_by_name(session, username), datetime.now(UTC), reason, operator=operator()
@@ -197,6 +200,8 @@ def disable(
 @admin_app.command()
 def enable(username: Annotated[str, typer.Argument()]) -> None:
     """Enable a disabled user again."""
+    from catalog.sharing.identity import enable_user, user_by_name
+
     with _transaction() as session:
         enable_user(
             session, user_by_name(session, username), datetime.now(UTC), operator=operator()
@@ -209,6 +214,8 @@ def revoke(
     token_id: Annotated[int, typer.Argument(help="Token id (from the API's token lists)")],
 ) -> None:
     """Revoke a token; it stops working at once."""
+    from catalog.sharing.identity import revoke_token
+
     with _transaction() as session:
         revoke_token(session, token_id, datetime.now(UTC), operator=operator())
     console.print(f"[green]token {token_id} revoked[/green]")
@@ -221,6 +228,8 @@ def verify_log(
     ] = None,
 ) -> None:
     """Check the hash chain: any edited, deleted or reordered entry is named (exit 1)."""
+    from catalog.sharing.audit import verify
+
     with _transaction() as session:
         report = verify(session)
         anchored = expect_head is None or _contains_hash(session, expect_head)
@@ -237,6 +246,10 @@ def verify_log(
 
 
 def _contains_hash(session: Session, wanted: str) -> bool:
+    from sqlalchemy import select
+
+    from catalog.state.models import AuditEntry
+
     return session.scalar(select(AuditEntry.seq).where(AuditEntry.hash == wanted)) is not None
 
 
@@ -246,6 +259,8 @@ def show(
     dataset: Annotated[str | None, typer.Option(help="Only this dataset")] = None,
 ) -> None:
     """The newest audit entries."""
+    from catalog.sharing.audit import AuditQuery, search
+
     table = Table("seq", "at (UTC)", "who", "dept", "action", "dataset", "v", "rows", "result")
     query = AuditQuery(datasets=[dataset] if dataset else None)
     with _transaction() as session:

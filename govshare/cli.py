@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -18,13 +18,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from catalog.contracts import ContractError, load_contracts
-from catalog.ingest.delivery import IngestOutcome, run_ingest
 from catalog.runtime import secure_home
 from catalog.settings import REPO_ROOT, Settings
-from catalog.sharing.audit import AuditUnavailable
-from catalog.store.lake import Lake
 from govshare.access_cli import admin_app, audit_app
 from govshare.quality_cli import register as register_quality
+
+if TYPE_CHECKING:
+    from catalog.ingest.delivery import IngestOutcome
 
 app = typer.Typer(
     help="govshare: the data-sharing platform of a government information office.",
@@ -35,6 +35,10 @@ app.add_typer(admin_app, name="admin")
 app.add_typer(audit_app, name="audit")
 console = Console()
 SAMPLES_DIR = REPO_ROOT / "data"
+
+
+# The write side (ingest, the lake, Dagster) is imported by the commands that use it:
+# `govshare serve` starts the API without loading it (a second of imports).
 
 
 def _settings() -> Settings:
@@ -69,6 +73,10 @@ def ingest(
     files: Annotated[list[Path], typer.Argument(help="Files handed over by the department")],
 ) -> None:
     """Ingest files handed over by a department, synchronously (the files are copied)."""
+    from catalog.ingest.delivery import run_ingest
+    from catalog.sharing.audit import AuditUnavailable
+    from catalog.store.lake import Lake
+
     settings = _settings()
     contracts = _contracts(settings)
     if dataset not in contracts:
@@ -92,6 +100,7 @@ def ingest(
 @app.command()
 def status() -> None:
     """Datasets, their latest versions and the last runs."""
+    from catalog.store.lake import Lake
     from catalog.store.versions import latest_versions, recent_runs
 
     settings = _settings()
@@ -163,6 +172,7 @@ def samples(
 def _ingest_samples_with_dagster(settings: Settings, contracts: dict) -> None:
     """Hand every sample drop to its landing folder and run its Dagster job in-process, so
     the runs show in the Dagster UI."""
+    from catalog.store.lake import Lake
     from catalog.store.versions import recent_runs
     from pipelines.definitions import build_definitions
     from pipelines.instance import instance_for
@@ -203,11 +213,8 @@ def _ingest_samples_with_dagster(settings: Settings, contracts: dict) -> None:
             console.print(f"  {run.message}", highlight=False)
 
 
-def _start(command: list[str], settings: Settings) -> subprocess.Popen:
+def _start(command: list[str]) -> subprocess.Popen:
     """Start a server in its own process group, so stopping it stops its children too."""
-    from pipelines.instance import prepare_dagster_home
-
-    prepare_dagster_home(settings)
     return subprocess.Popen(command, cwd=REPO_ROOT, start_new_session=True)
 
 
@@ -239,14 +246,14 @@ def serve(
         _start(
             [sys.executable, "-m", "uvicorn", "api.main:app", "--host", settings.api_host,
              "--port", str(settings.api_port)],
-            settings,
         )
     ]  # fmt: skip
     console.print(f"API:        http://{settings.api_host}:{settings.api_port}/docs")
     if dagster:
-        from pipelines.instance import dagster_dev_command
+        from pipelines.instance import dagster_dev_command, prepare_dagster_home
 
-        processes.append(_start(dagster_dev_command(settings), settings))
+        prepare_dagster_home(settings)
+        processes.append(_start(dagster_dev_command(settings)))
         console.print(f"Dagster UI: http://{settings.api_host}:{settings.dagster_port}")
     console.print("Press Ctrl-C to stop.")
     # Stop cleanly on Ctrl-C and on SIGTERM (service managers), even where the shell that
@@ -299,6 +306,8 @@ def demo(
     """Ingest the sample drops of all five departments, then serve the API and Dagster UI.
     Re-running it keeps the demo users and their tokens (new ones only where one no longer
     works)."""
+    from catalog.store.lake import Lake
+
     settings = _settings()
     contracts = _contracts(settings)
     console.print(f"runtime folder: {settings.home}")

@@ -7,24 +7,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import duckdb
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from catalog.contracts import Contract, load_contracts
-from catalog.quality.freshness import all_freshness
-from catalog.quality.notifications import as_dict, deliver_pending, sweep, visible
-from catalog.quality.quarantine import STATUSES, QuarantineQuery, counts, list_rows
-from catalog.quality.scorecard import compute, current_month, month_bounds, store_cards
+from catalog.quality.quarantine import STATUSES
 from catalog.settings import Settings
-from catalog.sharing.audit import AuditEvent, record
 from catalog.sharing.principal import Principal, local_operator
-from catalog.state.db import StateStore
-from catalog.store.lake import Lake
-from catalog.store.versions import latest_versions
+
+if TYPE_CHECKING:
+    from catalog.contracts import Contract
+    from catalog.state.db import StateStore
 
 console = Console()
 
@@ -33,6 +29,10 @@ console = Console()
 def _platform() -> Iterator[
     tuple[Settings, dict[str, Contract], StateStore, duckdb.DuckDBPyConnection]
 ]:
+    from catalog.contracts import load_contracts
+    from catalog.state.db import StateStore
+    from catalog.store.lake import Lake
+
     settings = Settings()
     contracts = load_contracts(settings.schemas_dir)
     lake = Lake(settings)
@@ -61,6 +61,9 @@ def quarantine(
 ) -> None:
     """Quarantined rows with file, row, rule and reason (no values, as the office sees them),
     or open, resolved and superseded counts per dataset."""
+    from catalog.quality.quarantine import STATUSES, QuarantineQuery, list_rows
+    from catalog.sharing.audit import AuditEvent, record
+
     if status is not None and status not in STATUSES:
         raise typer.BadParameter(f"must be one of {', '.join(STATUSES)}", param_hint="--status")
     with _platform() as (_settings, contracts, store, con):
@@ -100,6 +103,8 @@ def quarantine(
 
 
 def _show_counts(con: duckdb.DuckDBPyConnection, contracts: dict[str, Contract]) -> None:
+    from catalog.quality.quarantine import counts
+
     table = Table(title="Quarantine by dataset")
     for column in ("dataset", "provider", "open", "resolved", "superseded", "open by rule"):
         table.add_column(column, overflow="fold")
@@ -118,6 +123,9 @@ def _show_counts(con: duckdb.DuckDBPyConnection, contracts: dict[str, Contract])
 
 def freshness() -> None:
     """Every dataset against its update cycle: stale first, since when."""
+    from catalog.quality.freshness import all_freshness
+    from catalog.store.versions import latest_versions
+
     with _platform() as (settings, contracts, _store, con):
         states = all_freshness(
             contracts.values(),
@@ -145,6 +153,8 @@ def scorecard(
     month: Annotated[str | None, typer.Option(help="YYYY-MM; the current month if absent")] = None,
 ) -> None:
     """Compute, keep and show the departments' scorecards of a month, ranked."""
+    from catalog.quality.scorecard import compute, current_month, month_bounds, store_cards
+
     with _platform() as (settings, contracts, store, con):
         now = datetime.now(UTC)
         chosen = month or current_month(now, settings.timezone)
@@ -215,6 +225,8 @@ def notifications(
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
 ) -> None:
     """The newest notifications (all of them, as the office sees them)."""
+    from catalog.quality.notifications import as_dict, deliver_pending, sweep, visible
+
     with _platform() as (settings, contracts, store, con):
         if run_sweep:
             created = sweep(store, con, contracts, settings, datetime.now(UTC))
