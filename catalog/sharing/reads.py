@@ -63,6 +63,15 @@ XLSX_MAX_ROWS = 1_048_575
 XLSX_CELL_MAX = 32_767
 """Characters Excel holds in one cell."""
 _DEFAULT = RowView()
+# What a copy whose file was damaged, cut short or replaced raises (it is dropped, the page
+# read from the lake); anything else (a forged cursor, a memory limit) is the page's error.
+_DAMAGED = (
+    duckdb.IOException,
+    duckdb.InternalException,
+    duckdb.CatalogException,
+    duckdb.BinderException,
+    duckdb.SerializationException,
+)
 _BATCH = 10_000  # rows fetched at a time when Python writes the file (xlsx, GeoJSON)
 _BOM = "\ufeff".encode()
 # Cells a spreadsheet would read as a formula (OWASP "CSV injection"), including the
@@ -223,10 +232,14 @@ def rows_json(
         # Copies in a sort of several items are not built: their number would have no bound
         # a caller could not push the folder's budget past (decision 50).
         if copies is not None and len(view.sort) <= 1:
-            with copies.use(copy_spec(contract, version, query.order_by)) as alias:
+            spec = copy_spec(contract, version, query.order_by)
+            with copies.use(spec) as alias:
                 if alias is not None:
-                    return _copy_page(con, copies, alias, contract, scope, version, query,
-                                      limit, offset, after)  # fmt: skip
+                    try:
+                        return _copy_page(con, copies, alias, contract, scope, version, query,
+                                          limit, offset, after)  # fmt: skip
+                    except _DAMAGED as error:  # the file is not the copy: read the lake
+                        copies.discard(spec, error)
         return _lake_page(con, contract, scope, version, query, limit, offset, after, view)
     except duckdb.ConversionException as error:  # a forged cursor's value, not the key's type
         raise InputError("the cursor's value is not of the key's type", _AFTER) from error
@@ -475,7 +488,8 @@ def _whole(value: object, low: int, high: int) -> bool:
 
 
 def _text(value: object) -> bool:
-    if not isinstance(value, str):
+    # NUL: DuckLake writes a key bound into its catalog's SQL, where NUL ends the text.
+    if not isinstance(value, str) or "\x00" in value:
         return False
     try:
         value.encode("utf-8")

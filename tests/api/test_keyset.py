@@ -116,6 +116,7 @@ def _cursor(document: object) -> str:
         (f"after={_cursor({'v': 1, 'a': [{'nested': 1}]})}", "after"),
         (f"after={_cursor({'v': 1, 'a': [2**128]})}", "after"),
         ("after=" + _cursor({"v": 1, "a": [LONE_SURROGATE]}), "after"),
+        ("after=" + _cursor({"v": 1, "a": ["\x00"]}), "after"),  # DuckLake's SQL ends at NUL
         (f"after={_cursor({'v': 1, 'o': 10})}&version=2", "version"),
         (f"after={_cursor({'v': 1, 'o': 10})}&offset=5", "offset"),
         ("after=" + "A" * 1001, "after"),

@@ -11,6 +11,8 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from catalog.ingest.delivery import run_ingest
+from catalog.sharing.reads import key_order_copy
+from catalog.store.copies import ASKS_BEFORE_BUILD
 from catalog.store.lake import Lake
 from tests.conftest import approve_request, bearer, population_rows, seed_identities, write_delivery
 
@@ -91,9 +93,10 @@ def test_pages_from_a_copy_are_the_lakes_pages(apps, reader, query):
     headers = bearer(tokens[reader])
     from_lake = _walks(plain, headers, query)
     state = copied.app.state.govshare
-    copied.get(f"/datasets/population/rows?limit=1&{query}", headers=headers)  # asks for it
+    for _ in range(ASKS_BEFORE_BUILD):  # an order asked for again gets its copy
+        copied.get(f"/datasets/population/rows?limit=1&{query}", headers=headers)
     state.copies.wait()
-    assert state.copies.failures == []
+    assert not state.copies.failures
     served = state.copies.pages_served
     from_copy = _walks(copied, headers, query)
 
@@ -199,3 +202,63 @@ def test_a_cursor_goes_on_only_in_its_own_view(apps):
         answer = copied.get(f"/datasets/population/rows?after={cursor}{other}", headers=headers)
         assert answer.status_code == 422, answer.text
         assert answer.json()["detail"][0]["loc"] == ["query", "after"]
+
+
+def _copy_in_use(client, headers) -> list[dict]:
+    """The first page, asked until it comes from a copy."""
+    state = client.app.state.govshare
+    for _ in range(ASKS_BEFORE_BUILD):
+        client.get("/datasets/population/rows?limit=50", headers=headers)
+    state.copies.wait()
+    served = state.copies.pages_served
+    page = client.get("/datasets/population/rows?limit=50", headers=headers).json()["rows"]
+    assert state.copies.pages_served == served + 1
+    return page
+
+
+def test_a_damaged_copy_is_dropped_and_its_pages_read_from_the_lake(apps):
+    plain, copied, tokens = apps
+    headers = bearer(tokens["population_provider"])
+    expected = _copy_in_use(copied, headers)
+    state = copied.app.state.govshare
+    version = state.versions().latest("population")
+    path = (
+        state.settings.folder("copies")
+        / key_order_copy(state.contracts["population"], version).name
+    )
+    with path.open("r+b") as handle:  # cut short under the reader
+        handle.truncate(4096)
+    page = copied.get("/datasets/population/rows?limit=50", headers=headers)
+    assert page.status_code == 200, page.text
+    assert page.json()["rows"] == expected
+    lake = plain.get("/datasets/population/rows?limit=50", headers=headers).json()["rows"]
+    assert lake == expected
+    again = _copy_in_use(copied, headers)  # built anew
+    assert again == expected
+
+
+def test_a_copy_file_that_is_not_the_copy_its_name_says_is_refused(apps, tmp_path):
+    _, copied, tokens = apps
+    headers = bearer(tokens["population_provider"])
+    _copy_in_use(copied, headers)
+    state = copied.app.state.govshare
+    settings = state.settings
+    folder = settings.folder("copies")
+    version = state.versions().latest("population")
+    by_key = folder / key_order_copy(state.contracts["population"], version).name
+    for _ in range(ASKS_BEFORE_BUILD):
+        copied.get("/datasets/population/rows?limit=5&sort=-birth_date", headers=headers)
+    copied.app.state.govshare.copies.wait()
+    other = next(p for p in folder.glob("*.duckdb") if p != by_key)
+    assert by_key.exists()
+    by_key.write_bytes(other.read_bytes())  # a swapped file, found by the next process
+    with TestClient(create_app(settings)) as fresh:
+        state = fresh.app.state.govshare
+        for _ in range(ASKS_BEFORE_BUILD + 1):
+            rows = fresh.get("/datasets/population/rows?limit=50", headers=headers).json()
+        state.copies.wait()
+        assert any("is not the copy its name says" in f for f in state.copies.failures), list(
+            state.copies.failures
+        )
+        expected = sorted(r["id_number"] for r in SOURCE)[:50]
+        assert [r["id_number"] for r in rows["rows"]] == expected

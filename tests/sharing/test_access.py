@@ -554,7 +554,9 @@ def test_revocation_takes_effect_at_once(env):
 def test_a_grant_is_not_in_force_before_its_period_starts(env):
     """SPEC §6: a grant has a period; the review found one in force before its start."""
     client, tokens, clock, _ = env
-    start = clock.now.date() + timedelta(days=10)
+    # Periods are days of the office's time zone (UTC+8): from 16:00 UTC on, its today is
+    # the UTC date's tomorrow.
+    start = clock.now.astimezone(ZoneInfo("Asia/Shanghai")).date() + timedelta(days=10)
     period = {"period_start": str(start), "period_end": str(start + timedelta(days=100))}
     rows = approve_request(
         client,
