@@ -105,7 +105,7 @@ class ReadCopies:
         self._worker: threading.Thread | None = None
         self._memo: OrderedDict[tuple, object] = OrderedDict()
         self.failures: deque[str] = deque(maxlen=20)
-        """The latest builds that failed, and why."""
+        """The latest copies that failed (not built, refused, dropped), and why."""
         self.pages_served = 0
         """Pages read from a copy rather than the lake (tests, benchmarks)."""
 
@@ -228,24 +228,30 @@ class ReadCopies:
 
     def _provide(self, spec: CopySpec) -> None:
         """Attach the copy, building it first unless another process has (or is doing so:
-        then it is asked for again by a later page)."""
+        then it is asked for again by a later page). A file found but refused (damaged, or
+        not this copy) is removed and the copy built at once."""
         self._folder.mkdir(parents=True, exist_ok=True)
         path = self._folder / spec.name
-        if not path.exists():
-            lock_path = path.with_name(path.name + ".lock")
-            with open(lock_path, "a+") as lock:
-                try:
-                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    return
-                if not path.exists():
-                    self._build(spec, path)
-                lock_path.unlink(missing_ok=True)
-        try:
-            self._attach(spec.name, path)
-        except duckdb.Error:
-            path.unlink(missing_ok=True)  # not a copy, or not this one: built again next time
-            raise
+        for last_try in (False, True):
+            if not path.exists():
+                lock_path = path.with_name(path.name + ".lock")
+                with open(lock_path, "a+") as lock:
+                    try:
+                        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        return
+                    if not path.exists():
+                        self._build(spec, path)
+                    lock_path.unlink(missing_ok=True)
+            try:
+                self._attach(spec.name, path)
+                break
+            except duckdb.Error as error:
+                path.unlink(missing_ok=True)
+                if last_try:
+                    raise
+                self.failures.append(f"{spec.name}: refused, built again: {error}")
+                _log.warning("read copy %s refused, built again: %s", spec.name, error)
         self._evict(keep=spec.name)
 
     def _build(self, spec: CopySpec, path: Path) -> None:
