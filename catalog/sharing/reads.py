@@ -229,8 +229,8 @@ def rows_json(
         last=key if uses_key_cursor(contract, scope, view) else "NULL",
     )
     try:
-        # Copies in a sort of several items are not built: their number would have no bound
-        # a caller could not push the folder's budget past (decision 50).
+        # No copy for a sort of several items: the combinations are too many to keep a copy
+        # of each (decision 50).
         if copies is not None and len(view.sort) <= 1:
             spec = copy_spec(contract, version, query.order_by)
             with copies.use(spec) as alias:
