@@ -108,20 +108,14 @@ def redelivery_message(
 
 def validate_staged(contract: Contract, settings: Settings, run_id: str) -> QualitySummary:
     """Evaluate every rule on the staged delivery (writes its verdicts)."""
-    con = open_staging(settings, contract.dataset, run_id)
-    try:
+    with open_staging(settings, contract.dataset, run_id) as con:  # closed on leaving
         return evaluate(con, contract)
-    finally:
-        con.close()
 
 
 def summarise_staged(contract: Contract, settings: Settings, run_id: str) -> QualitySummary:
     """The quality summary of a staged delivery already validated (:func:`validate_staged`)."""
-    con = open_staging(settings, contract.dataset, run_id)
-    try:
+    with open_staging(settings, contract.dataset, run_id) as con:  # closed on leaving
         return summarise(con, contract)
-    finally:
-        con.close()
 
 
 def file_delivery(

@@ -155,10 +155,13 @@ def count_rows(
     con: duckdb.DuckDBPyConnection, version: Version, scope: Scope, view: RowView = _DEFAULT
 ) -> int:
     """Rows of the version the scope can see in the view (the version's count unfiltered)."""
-    clauses = (*scope.row_filter, *view.filters)
-    if not clauses:
+    return _count(con, version, filter_sql((*scope.row_filter, *view.filters)))
+
+
+def _count(con: duckdb.DuckDBPyConnection, version: Version, where: str) -> int:
+    if where == "TRUE":
         return version.row_count
-    sql = f"SELECT count(*) FROM {version_relation(version)} WHERE {filter_sql(clauses)}"
+    sql = f"SELECT count(*) FROM {version_relation(version)} WHERE {where}"
     return int(con.execute(sql).fetchone()[0])
 
 
@@ -176,12 +179,16 @@ class Page:
 
 @dataclass(frozen=True)
 class _Query:
-    """What a page selects, however it is read: each row as a JSON record, the key (or its
-    pseudonym) to continue after, the order and the filter; ``last``, the SQL of what the
-    page reports as its last row's key (NULL where a walk goes on by row number)."""
+    """What a page of the version selects, however it is read: each row as a JSON record,
+    the key (or its pseudonym) and ``bound``, the SQL of a cursor's key value (a parameter
+    per key item), the order and the filter; ``last``, the SQL of what the page reports as
+    its last row's key (NULL where a walk goes on by row number)."""
 
+    version: Version
     record: str
     key: str
+    bound: str
+    single_key: bool
     order_by: str
     where: str
     last: str
@@ -222,8 +229,11 @@ def rows_json(
     values = _values(contract, scope, pseudonym_key)
     key = order_sql(contract, scope, pseudonym_key)
     query = _Query(
+        version=version,
         record="{" + ", ".join(f"{sql_literal(item.name)}: {v}" for item, v in values) + "}",
         key=key,
+        bound=_after_sql(contract, scope),
+        single_key=len(contract.key) == 1,
         order_by=order_by_sql(contract, scope, pseudonym_key, view),
         where=filter_sql((*scope.row_filter, *view.filters)),
         last=key if uses_key_cursor(contract, scope, view) else "NULL",
@@ -236,42 +246,42 @@ def rows_json(
             with copies.use(spec) as alias:
                 if alias is not None:
                     try:
-                        return _copy_page(con, copies, alias, contract, scope, version, query,
-                                          limit, offset, after)  # fmt: skip
+                        return _copy_page(con, copies, alias, query, limit, offset, after)
                     except _DAMAGED as error:  # the file is not the copy: read the lake
                         copies.discard(spec, error)
-        return _lake_page(con, contract, scope, version, query, limit, offset, after, view)
+        return _lake_page(con, query, limit, offset, after)
     except duckdb.ConversionException as error:  # a forged cursor's value, not the key's type
         raise InputError("the cursor's value is not of the key's type", _AFTER) from error
 
 
+def _page(
+    con: duckdb.DuckDBPyConnection, chosen: str, position: str, parameters: list, total: int
+) -> Page:
+    """The page of the rows ``chosen`` selects (``_record``, ``_key`` and ``position``)."""
+    row = con.execute(
+        f"SELECT coalesce(to_json(list(_record ORDER BY {position})), '[]'), count(*), "
+        f"to_json(arg_max(_key, {position})) FROM ({chosen})",
+        parameters,
+    ).fetchone()
+    return Page(str(row[0]), int(row[1]), row[2], total)
+
+
 def _lake_page(
-    con: duckdb.DuckDBPyConnection,
-    contract: Contract,
-    scope: Scope,
-    version: Version,
-    query: _Query,
-    limit: int,
-    offset: int,
-    after: list | None,
-    view: RowView,
+    con: duckdb.DuckDBPyConnection, query: _Query, limit: int, offset: int, after: list | None
 ) -> Page:
     where, parameters = query.where, []
     if after is not None:
-        where = f"({where}) AND {query.key} > {_after_sql(contract, scope)}"
+        where = f"({where}) AND {query.key} > {query.bound}"
         parameters = list(after)
-    row = con.execute(
-        f"SELECT coalesce(to_json(list(_record ORDER BY _n)), '[]'), count(*), "
-        f"to_json(arg_max(_key, _n)) FROM ("
-        f"  SELECT {query.record} AS _record, _key, "
-        f"  row_number() OVER (ORDER BY {query.order_by}) AS _n FROM ("
-        f"    SELECT *, {query.last} AS _key FROM {version_relation(version)}"
-        f"    WHERE {where} ORDER BY {query.order_by} LIMIT ? OFFSET ?"
-        f"  )"
-        f")",
-        [*parameters, limit, offset],
-    ).fetchone()
-    return Page(str(row[0]), int(row[1]), row[2], count_rows(con, version, scope, view))
+    chosen = (
+        f"SELECT {query.record} AS _record, _key, "
+        f"row_number() OVER (ORDER BY {query.order_by}) AS _n FROM ("
+        f"  SELECT *, {query.last} AS _key FROM {version_relation(query.version)}"
+        f"  WHERE {where} ORDER BY {query.order_by} LIMIT ? OFFSET ?"
+        f")"
+    )
+    total = _count(con, query.version, query.where)
+    return _page(con, chosen, "_n", [*parameters, limit, offset], total)
 
 
 _STRIDE = 256  # a copy's marks: the position of every 256th row in the view
@@ -319,9 +329,6 @@ def _copy_page(
     con: duckdb.DuckDBPyConnection,
     copies: ReadCopies,
     alias: str,
-    contract: Contract,
-    scope: Scope,
-    version: Version,
     query: _Query,
     limit: int,
     offset: int,
@@ -329,7 +336,7 @@ def _copy_page(
 ) -> Page:
     table = f"{alias}.{COPY_TABLE}"
     marks = copies.memo(
-        (alias, query.where), lambda: _marks(con, table, query.where, version.row_count)
+        (alias, query.where), lambda: _marks(con, table, query.where, query.version.row_count)
     )
     assert isinstance(marks, _Marks)
     if after is None:
@@ -337,40 +344,29 @@ def _copy_page(
             return Page("[]", 0, None, marks.count)
         low, high, skip = marks.from_rank(offset, limit)
     else:
-        ordinal = _ordinal_of(con, copies, alias, contract, scope, query, after)
-        low, high, skip = marks.after(ordinal, limit)
+        low, high, skip = marks.after(_ordinal_of(con, copies, alias, query, after), limit)
     bounds = f"{ORDINAL} >= {low}" + (f" AND {ORDINAL} < {high}" if high is not None else "")
-    row = con.execute(
-        f"SELECT coalesce(to_json(list(_record ORDER BY {ORDINAL})), '[]'), count(*), "
-        f"to_json(arg_max(_key, {ORDINAL})) FROM ("
-        f"  SELECT {query.record} AS _record, {query.last} AS _key, {ORDINAL} FROM ("
-        f"    SELECT * FROM {table} WHERE {bounds} AND ({query.where})"
-        f"    ORDER BY {ORDINAL} LIMIT ? OFFSET ?"
-        f"  )"
-        f")",
-        [limit, skip],
-    ).fetchone()
-    return Page(str(row[0]), int(row[1]), row[2], marks.count)
+    chosen = (
+        f"SELECT {query.record} AS _record, {query.last} AS _key, {ORDINAL} FROM ("
+        f"  SELECT * FROM {table} WHERE {bounds} AND ({query.where})"
+        f"  ORDER BY {ORDINAL} LIMIT ? OFFSET ?"
+        f")"
+    )
+    return _page(con, chosen, ORDINAL, [limit, skip], marks.count)
 
 
 def _ordinal_of(
-    con: duckdb.DuckDBPyConnection,
-    copies: ReadCopies,
-    alias: str,
-    contract: Contract,
-    scope: Scope,
-    query: _Query,
-    after: list,
+    con: duckdb.DuckDBPyConnection, copies: ReadCopies, alias: str, query: _Query, after: list
 ) -> int:
     """The ``_ord`` of the last row whose key is at most ``after`` (-1 if none) in a copy in
     key order. Text keys share long prefixes (identity numbers: region and birth year), which
     DuckDB's zone maps do not tell apart, so a lookup by key scanned the whole copy (4 ms at
     1M rows): the key of every 256th row, kept per copy, narrows it to one stretch first."""
     table = f"{alias}.{COPY_TABLE}"
-    if len(contract.key) == 1:
+    if query.single_key:
         with contextlib.suppress(TypeError):  # a forged cursor's value of another type
             return _ordinal_by_sample(con, copies, alias, query.key, after[0])
-    below = f"SELECT count(*) FROM {table} WHERE {query.key} <= {_after_sql(contract, scope)}"
+    below = f"SELECT count(*) FROM {table} WHERE {query.key} <= {query.bound}"
     return int(con.execute(below, list(after)).fetchone()[0]) - 1
 
 

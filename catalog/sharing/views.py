@@ -101,7 +101,7 @@ def parse_filters(
     values: dict[str, list[str]] = {}
     for name, raw in pairs:
         where = ("query", name)
-        if name not in {item.name for item in contract.items}:
+        if name not in contract.item_names:
             raise InputError(
                 f"unknown query parameter {name!r}: not a parameter of this route nor a data "
                 f"item of {contract.dataset}",
@@ -120,7 +120,7 @@ def parse_filters(
 
 
 def _check_clear(contract: Contract, scope: Scope, name: str, verb: str, where: tuple) -> None:
-    if name not in {item.name for item in contract.items}:
+    if name not in contract.item_names:
         raise InputError(f"{contract.dataset} has no data item {name!r}", where)
     if not shown_in_clear(contract, scope, name):
         raise InputError(

@@ -213,7 +213,7 @@ def _audit_read(
 
 def _dataset_items(request: Request) -> list[str]:
     contract = state_of(request).contracts.get(request.path_params.get("dataset", ""))
-    return [item.name for item in contract.items] if contract else []
+    return contract.item_names if contract else []
 
 
 @router.get(
