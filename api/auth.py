@@ -14,6 +14,7 @@ authenticated listing (``LISTINGS``), before it is served (a failed entry refuse
 from __future__ import annotations
 
 import re
+from functools import partial
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -23,7 +24,12 @@ from api.deps import state_of
 from api.params import reject_unknown_query
 from catalog.sharing.access import READER_ROLES
 from catalog.sharing.audit import AuditEvent, record, record_refusal
-from catalog.sharing.identity import AuthenticationError, authenticate
+from catalog.sharing.identity import (
+    AuthenticationError,
+    check_holder,
+    hash_token,
+    token_holder,
+)
 from catalog.sharing.principal import Principal
 from catalog.sharing.requests import REQUESTER_ROLES, REVIEWER_ROLES
 from catalog.state.models import ROLES
@@ -52,16 +58,25 @@ _UNSAFE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 
 
 def current_principal(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    request: Request, credentials: HTTPAuthorizationCredentials | None
 ) -> Principal:
+    """The caller the bearer token names, or 401 (audited if the token is real). The token's
+    row is kept while the access generation stands (``catalog.state.memo``); its expiry and
+    state are checked on every call."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(401, "a bearer token is required", headers=_CHALLENGE)
     state = state_of(request)
     now = state.now()
+    digest = hash_token(credentials.credentials)
+    # Read once per call; the call's other lookups (its grants) use the same generation.
+    request.state.access_generation = generation = state.access.generation()
     try:
-        with state.store.reading() as session:
-            return authenticate(session, credentials.credentials, now)
+        return check_holder(
+            state.access.get(
+                ("token", digest), partial(token_holder, token_hash=digest), generation
+            ),
+            now,
+        )
     except AuthenticationError as exc:
         if exc.holder is not None:  # a real token that no longer works: worth a record
             record_refusal(
@@ -75,6 +90,11 @@ def current_principal(
                 now,
             )
         raise HTTPException(401, str(exc), headers=_CHALLENGE) from exc
+
+
+def access_generation(request: Request) -> int | None:
+    """The access generation the call's authentication read (None before it)."""
+    return getattr(request.state, "access_generation", None)
 
 
 def _route_path(request: Request) -> str:
@@ -92,9 +112,14 @@ class Caller:
     def __init__(self, *roles: str) -> None:
         self.roles = roles
 
+    # One dependency for the token and the role: each sync dependency is a hop of its own
+    # to the thread pool.
     def __call__(
-        self, request: Request, principal: Annotated[Principal, Depends(current_principal)]
+        self,
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> Principal:
+        principal = current_principal(request, credentials)
         state = state_of(request)
         path = _route_path(request)
         if principal.role not in self.roles:

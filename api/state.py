@@ -1,6 +1,7 @@
 """What the API holds for its lifetime: settings, contracts, one read-only lake connection,
 the versions of every dataset as of the lake's newest snapshot, the read-optimised copies of
-versions, the platform-state store and the clock.
+versions, the platform-state store, what was read of its access tables (tokens, grants) while
+they are unchanged, and the clock.
 
 DuckDB connections are not shared across threads; each request takes its own cursor of the
 long-lived connection (opening a lake connection costs ~0.3 s: extension loads and attach).
@@ -22,6 +23,7 @@ from catalog.sharing.pseudonyms import Pseudonymiser
 from catalog.sharing.reads import key_order_copy
 from catalog.sharing.requests import local_day
 from catalog.state.db import StateStore
+from catalog.state.memo import AccessMemo
 from catalog.store.copies import ReadCopies
 from catalog.store.lake import Lake
 from catalog.store.snapshots import SnapshotProbe
@@ -42,11 +44,13 @@ class AppState:
     index: VersionIndex
     clock: Callable[[], datetime] = utc_now
     copies: ReadCopies = field(init=False)
+    access: AccessMemo = field(init=False)
     _warmed: int | None = None
     _con: duckdb.DuckDBPyConnection | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
+        self.access = AccessMemo(self.store)
         self.copies = ReadCopies(
             self.settings.folder("copies"),
             lambda: self.connection().cursor(),

@@ -100,23 +100,19 @@ def test_ingest_and_read_with_postgresql(tmp_path, contracts, postgres_catalog, 
         ).json()
         assert (body["version"], body["total"], len(body["rows"])) == (1, 40, 5)
         assert list(body["rows"][0]) == ["id_number", "status"]
+        # A revocation by another client reaches this process's kept grants (triggers).
+        revoked = _run_in(postgres_state, "UPDATE grants SET revoked_at = now()")
+        assert revoked.returncode == 0, revoked.stderr
+        again = client.get("/datasets/population/rows", headers=bearer(tokens["consumer_a"]))
+        assert again.status_code == 403 and "revoked" in again.text
         chain = client.get("/audit/verify", headers=bearer(tokens["office"])).json()
         assert chain["intact"] and chain["entries"] >= 6
     assert not (settings.home / "state.sqlite").exists()
-    database = postgres_state.rsplit("/", 1)[1]
-    edit = subprocess.run(
-        [
-            "psql",
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            database,
-            "-qc",
-            "UPDATE audit_entries SET result = 'x'",
-        ],
-        capture_output=True,
-        text=True,
-    )
+    edit = _run_in(postgres_state, "UPDATE audit_entries SET result = 'x'")
     assert edit.returncode != 0 and "append-only" in edit.stderr
+
+
+def _run_in(url: str, sql: str) -> subprocess.CompletedProcess:
+    """``sql`` run by psql in the database of a SQLAlchemy URL (another client)."""
+    command = [*PSQL[:-3], "-d", url.rsplit("/", 1)[1], "-qc", sql]
+    return subprocess.run(command, capture_output=True, text=True)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -109,7 +109,7 @@ _MOVE_HEAD = (
 )
 
 
-def _append(session: Session, event: AuditEvent, now: datetime) -> AuditEntry:
+def _append(session: Session | Connection, event: AuditEvent, now: datetime) -> AuditEntry:
     # Plain statements, not the ORM's unit of work: every read of the API appends an entry
     # and the ORM's flush cost three times the SQL. Created by the migration; without the
     # head row (NoResultFound) the log refuses to take entries.
@@ -143,10 +143,11 @@ def _append(session: Session, event: AuditEvent, now: datetime) -> AuditEntry:
 
 
 def record(store: StateStore, event: AuditEvent, now: datetime) -> AuditEntry:
-    """Append in a transaction of its own; any failure refuses the recorded action."""
+    """Append in a transaction of its own; any failure refuses the recorded action. (A
+    plain connection, not an ORM session: this runs on every read.)"""
     try:
-        with store.transaction() as session:
-            return append(session, event, now)
+        with store.appending() as connection:
+            return _append(connection, event, now)
     except SQLAlchemyError as exc:
         raise AuditUnavailable.of(exc) from exc
 

@@ -443,7 +443,9 @@ def _token_event(action: str, token: Token, actor: Principal | None, operator: s
     return _event(action, actor, operator, detail)
 
 
-def authenticate(session: Session, plain: str, now: datetime) -> Principal:
+def token_holder(session: Session, token_hash: str) -> Row | None:
+    """The token with this hash, with its user's and department's columns (None if
+    unknown), whatever the token's state: :func:`check_holder` says whether it works."""
     # Token, user and department in one query of plain columns: this runs on every
     # authenticated call, and building ORM objects for it cost more than the query.
     stmt = (
@@ -463,9 +465,14 @@ def authenticate(session: Session, plain: str, now: datetime) -> Principal:
         )
         .join(User, Token.user_id == User.id)
         .join(Department, User.department_id == Department.id)
-        .where(Token.token_hash == hash_token(plain))
+        .where(Token.token_hash == token_hash)
     )
-    row = session.execute(stmt).one_or_none()
+    return session.execute(stmt).one_or_none()
+
+
+def check_holder(row: Row | None, now: datetime) -> Principal:
+    """The principal of a :func:`token_holder` row, or AuthenticationError saying why the
+    token does not work at ``now``."""
     if row is None:
         raise AuthenticationError("unknown token")
     principal = Principal(
@@ -484,6 +491,10 @@ def authenticate(session: Session, plain: str, now: datetime) -> Principal:
             principal,
         )
     return principal
+
+
+def authenticate(session: Session, plain: str, now: datetime) -> Principal:
+    return check_holder(token_holder(session, hash_token(plain)), now)
 
 
 def office_exists(session: Session) -> bool:

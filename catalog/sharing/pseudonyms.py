@@ -53,18 +53,22 @@ def load_or_create_secret(path: Path) -> bytes:
     return path.read_bytes()
 
 
-@functools.lru_cache(maxsize=1024)  # a key's pads are spelt on every page read with it
 def _blob(data: bytes) -> str:
     return "'" + "".join(f"\\x{b:02X}" for b in data) + "'::BLOB"
 
 
-def hmac_sql(key: bytes, text_expr: str) -> str:
-    """SQL of HMAC-SHA256(key, text) as lower-case hex (RFC 2104)."""
+@functools.lru_cache(maxsize=1024)  # a key's pads are spelt on every page read with it
+def _pads(key: bytes) -> tuple[str, str]:
+    """The SQL of a key's outer and inner pads (RFC 2104)."""
     padded = key.ljust(_BLOCK, b"\0") if len(key) <= _BLOCK else hashlib.sha256(key).digest()
     padded = padded.ljust(_BLOCK, b"\0")
-    inner = bytes(b ^ 0x36 for b in padded)
-    outer = bytes(b ^ 0x5C for b in padded)
-    return f"sha256({_blob(outer)} || unhex(sha256({_blob(inner)} || encode({text_expr}))))"
+    return _blob(bytes(b ^ 0x5C for b in padded)), _blob(bytes(b ^ 0x36 for b in padded))
+
+
+def hmac_sql(key: bytes, text_expr: str) -> str:
+    """SQL of HMAC-SHA256(key, text) as lower-case hex (RFC 2104)."""
+    outer, inner = _pads(key)
+    return f"sha256({outer} || unhex(sha256({inner} || encode({text_expr}))))"
 
 
 def pseudonym_sql(key: bytes, column: str) -> str:

@@ -257,13 +257,16 @@ def rows_json(
 def _page(
     con: duckdb.DuckDBPyConnection, chosen: str, position: str, parameters: list, total: int
 ) -> Page:
-    """The page of the rows ``chosen`` selects (``_record``, ``_key`` and ``position``)."""
-    row = con.execute(
-        f"SELECT coalesce(to_json(list(_record ORDER BY {position})), '[]'), count(*), "
-        f"to_json(arg_max(_key, {position})) FROM ({chosen})",
+    """The page of the rows ``chosen`` selects (``_record``, ``_key`` and ``position``): each
+    row's JSON from DuckDB, the array joined here (DuckDB's list aggregate and its JSON cost
+    a third of a page of 100)."""
+    rows = con.execute(
+        f"SELECT CAST(to_json(_record) AS VARCHAR), CAST(to_json(_key) AS VARCHAR) "
+        f"FROM ({chosen}) ORDER BY {position}",
         parameters,
-    ).fetchone()
-    return Page(str(row[0]), int(row[1]), row[2], total)
+    ).fetchall()
+    last = rows[-1][1] if rows else None
+    return Page("[" + ",".join(record for record, _ in rows) + "]", len(rows), last, total)
 
 
 def _lake_page(

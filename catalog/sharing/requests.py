@@ -8,6 +8,7 @@ expiry, and reviewers can only narrow what was asked for.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from typing import Literal
@@ -469,11 +470,52 @@ def active_grants(
     return list(session.execute(stmt).scalars())
 
 
-def views_in_force(
-    session: Session, department_id: int, dataset: str, now: datetime
-) -> list[GrantView]:
-    """:func:`active_grants` of rows as views, newest first, from plain columns: every read
-    asks for them, and building ORM objects cost more than the query."""
+@dataclass(frozen=True)
+class HeldGrant:
+    view: GrantView
+    starts_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class RowGrants:
+    """Every row grant a department holds or held on a dataset, read in one query: a read
+    needs those in force, those revoked and every view ever held, each at the call's time
+    (so the same record serves calls at any time while the grants are unchanged)."""
+
+    dataset: str
+    held: tuple[HeldGrant, ...]  # newest first
+
+    def in_force(self, now: datetime) -> list[GrantView]:
+        """Grants in force at ``now`` (not revoked, started, not expired), newest first."""
+        return [
+            g.view
+            for g in self.held
+            if g.view.revoked_at is None and g.starts_at <= now < g.expires_at
+        ]
+
+    def revoked(self, now: datetime) -> list[GrantView]:
+        """Revoked grants that would not have expired yet, latest revocation first (as
+        :func:`revoked_grants`): what a refusal names instead of "no grant"."""
+        revoked = [g for g in self.held if g.view.revoked_at is not None and g.expires_at > now]
+        revoked.sort(key=lambda g: (g.view.revoked_at, g.view.id), reverse=True)
+        return [g.view for g in revoked]
+
+    def ever(self) -> list[View]:
+        """Every grant ever held (in force, future, expired or revoked), as views: what
+        the department has seen or will see stays known to it."""
+        return [
+            View(
+                self.dataset,
+                g.view.items,
+                g.view.unmasked_items,
+                frozenset(c.item for c in g.view.row_filter),
+            )
+            for g in self.held
+        ]
+
+
+def row_grants(session: Session, department_id: int, dataset: str) -> RowGrants:
     stmt = (
         select(
             Grant.id,
@@ -483,23 +525,30 @@ def views_in_force(
             AccessRequest.purpose,
             Grant.revoked_at,
             Grant.revoke_reason,
+            Grant.starts_at,
+            Grant.expires_at,
         )
         .join(AccessRequest, Grant.request_id == AccessRequest.id)
-        .where(*_in_force(department_id, dataset, now, "rows", None))
+        .where(Grant.department_id == department_id, Grant.dataset == dataset, Grant.kind == "rows")
         .order_by(Grant.id.desc())
     )
-    return [
-        GrantView(
-            id=row.id,
-            items=tuple(row.items),
-            unmasked_items=frozenset(row.unmasked_items),
-            row_filter=tuple(FilterClause.model_validate(c) for c in row.row_filter),
-            purpose=row.purpose,
-            revoked_at=row.revoked_at,
-            revoke_reason=row.revoke_reason,
+    held = tuple(
+        HeldGrant(
+            GrantView(
+                id=row.id,
+                items=tuple(row.items),
+                unmasked_items=frozenset(row.unmasked_items),
+                row_filter=tuple(FilterClause.model_validate(c) for c in row.row_filter),
+                purpose=row.purpose,
+                revoked_at=row.revoked_at,
+                revoke_reason=row.revoke_reason,
+            ),
+            row.starts_at,
+            row.expires_at,
         )
         for row in session.execute(stmt)
-    ]
+    )
+    return RowGrants(dataset, held)
 
 
 def revoked_grants(
@@ -536,18 +585,6 @@ def grant_view(grant: Grant) -> GrantView:
         revoked_at=grant.revoked_at,
         revoke_reason=grant.revoke_reason,
     )
-
-
-def grant_views_ever(session: Session, department_id: int, dataset: str) -> list[View]:
-    """Every row grant the department ever held on the dataset (in force, future, expired
-    or revoked), as views: what it has seen or will see stays known to it."""
-    stmt = select(Grant.items, Grant.unmasked_items, Grant.row_filter).where(
-        Grant.department_id == department_id, Grant.dataset == dataset, Grant.kind == "rows"
-    )
-    return [
-        View(dataset, tuple(items), frozenset(unmasked), frozenset(c["item"] for c in clauses))
-        for items, unmasked, clauses in session.execute(stmt)
-    ]
 
 
 def visible_grants(session: Session, principal: Principal, provided: list[str]) -> list[Grant]:

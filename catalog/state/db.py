@@ -13,13 +13,15 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.runtime import secure_home
 from catalog.settings import Settings
+from catalog.state.models import StateGeneration
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+_GENERATION = f"SELECT value FROM {StateGeneration.__tablename__} WHERE id = 1"
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -95,6 +97,27 @@ class StateStore:
         """A read-only unit of work (SQLite: no write lock taken)."""
         with self._readers.begin() as session:
             yield session
+
+    def generation(self) -> int:
+        """The access generation (migration 0004): it moves on every change to the tables
+        authentication and grants are read from. Read on the driver's connection: it runs
+        on every call, and a SQLAlchemy connection and transaction cost 4x the query."""
+        connection = self.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute(_GENERATION)
+            (value,) = cursor.fetchone()
+            cursor.close()
+            return value
+        finally:
+            connection.close()  # back to the pool, which ends any transaction it began
+
+    @contextmanager
+    def appending(self) -> Iterator[Connection]:
+        """A write transaction on a plain connection (no ORM session): for statements built
+        once and run on every call, like the audit append. Queued like :meth:`transaction`."""
+        with self._writers, self.engine.begin() as connection:
+            yield connection
 
     def close(self) -> None:
         self.engine.dispose()

@@ -9,7 +9,16 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, CheckConstraint, DateTime, ForeignKey, Index, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -204,6 +213,22 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     seq: Mapped[int]
     hash: Mapped[str] = mapped_column(String(64))
+
+
+# Tables whose every change moves the access generation forward (migration 0004's triggers):
+# what authentication and a caller's grants are read from.
+GENERATION_TABLES = ("departments", "users", "tokens", "access_requests", "grants")
+
+
+class StateGeneration(Base):
+    """One row: the access generation. Database triggers on :data:`GENERATION_TABLES` add 1
+    on every change, in the changing transaction; a process may keep what it read from those
+    tables while the number it reads first is the same."""
+
+    __tablename__ = "state_generation"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    value: Mapped[int] = mapped_column(BigInteger)
 
 
 class RateEvent(Base):

@@ -686,3 +686,79 @@ def test_a_refusal_after_revocation_says_the_grant_was_revoked_and_when(env):
     # A grant that was never revoked, only never given, gets the general refusal.
     other = client.get("/datasets/credit_records/rows?grant=999999", headers=reader)
     assert other.status_code == 403 and "revoked" not in other.json()["detail"]
+
+
+def test_every_change_to_an_access_table_moves_the_generation(env):
+    """API processes keep token and grant lookups while the access generation stands
+    (``catalog.state.memo``): any change to a table they are read from, by any process or
+    tool, must move it; an audit entry (every read writes one) must not."""
+    from sqlalchemy import text
+
+    from catalog.sharing.audit import AuditEvent, record
+    from catalog.state.db import StateStore
+    from catalog.state.models import GENERATION_TABLES
+
+    client, tokens, clock, settings = env
+    body = {"dataset": "credit_records", "items": ["record_id"], "purpose": "世代测试"}
+    approve_request(client, tokens, {**body, "legal_basis": "测试", **_period()})
+    other = StateStore(settings)  # another process's connection to the same database
+    try:
+        for table in GENERATION_TABLES:
+            before = other.generation()
+            with other.engine.begin() as connection:
+                connection.execute(
+                    text(f"UPDATE {table} SET id = id WHERE id = (SELECT min(id) FROM {table})")
+                )
+            assert other.generation() > before, table
+        before = other.generation()
+        with other.engine.begin() as connection:
+            connection.execute(
+                text("INSERT INTO departments (code, name, created_at) VALUES ('X1', 'x', '')")
+            )
+            connection.execute(text("DELETE FROM departments WHERE code = 'X1'"))
+        assert other.generation() >= before + 2
+        before = other.generation()
+        record(other, AuditEvent(action="test.generation", result="ok"), clock())
+        assert other.generation() == before
+    finally:
+        other.close()
+
+
+def test_a_grant_revoked_outside_this_api_is_refused_on_the_next_read(env):
+    """A revocation written by another process (another API worker, a tool) reaches a read
+    whose grants this process has kept."""
+    from sqlalchemy import text
+
+    from catalog.state.db import StateStore
+
+    client, tokens, _, settings = env
+    request = approve_request(
+        client,
+        tokens,
+        {
+            "dataset": "credit_records",
+            "items": ["record_id", "list_type"],
+            "purpose": "撤销测试",
+            "legal_basis": "测试",
+            **_period(),
+        },
+        requester="consumer_b",
+    )
+    grant = request["grant"]["id"]
+    url = f"/datasets/credit_records/rows?limit=5&grant={grant}"
+    for _ in range(2):  # kept by now
+        assert client.get(url, headers=bearer(tokens["analyst_b"])).status_code == 200
+    other = StateStore(settings)
+    try:
+        with other.engine.begin() as connection:
+            connection.execute(
+                text(
+                    "UPDATE grants SET revoked_at = expires_at, revoke_reason = 'elsewhere' "
+                    "WHERE id = :id"
+                ),
+                {"id": grant},
+            )
+    finally:
+        other.close()
+    refused = client.get(url, headers=bearer(tokens["analyst_b"]))
+    assert refused.status_code == 403 and "revoked" in refused.text

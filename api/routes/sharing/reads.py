@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import tempfile
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote, urlencode
@@ -20,7 +21,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
-from api.auth import Reader
+from api.auth import Reader, access_generation
 from api.deps import ContractDep, CursorDep, StateDep, state_of
 from api.params import (
     MAX_ID,
@@ -55,12 +56,7 @@ from catalog.sharing.reads import (
     next_cursor,
     rows_json,
 )
-from catalog.sharing.requests import (
-    grant_view,
-    grant_views_ever,
-    revoked_grants,
-    views_in_force,
-)
+from catalog.sharing.requests import row_grants
 from catalog.sharing.views import RowView, parse_filters, parse_sort
 from catalog.store.versions import Version
 from catalog.text import InputError
@@ -78,28 +74,28 @@ _FORMAT_HELP = "File format: " + "; ".join(f"`{k}`: {v}" for k, v in EXPORT_FORM
 
 
 def _scope(
-    state: AppState, contract: Contract, principal: Principal, path: DataPath, grant: int | None
+    request: Request, contract: Contract, principal: Principal, path: DataPath, grant: int | None
 ) -> Scope:
     """The caller's scope, or 403 (audited) with the reason. The masks are chosen on what
     the department can see of the dataset: its grants ever held and the unconditional view."""
+    state = state_of(request)
     department, dataset, now = principal.department_id, contract.dataset, state.now()
     try:
-        with state.store.reading() as session:
-            grants = views_in_force(session, department, dataset, now)
-            if grant is not None:
-                grants = [g for g in grants if g.id == grant]
-            revoked: list[GrantView] = []
-            if not grants and (
-                grant is not None or contract.catalog.sharing.type != "unconditional"
-            ):
-                # A refusal for want of a grant says so if the grant was revoked.
-                revoked = [
-                    _local(state, grant_view(g))
-                    for g in revoked_grants(session, department, dataset, now)
-                    if grant is None or g.id == grant
-                ]
-            views = grant_views_ever(session, department, dataset)
-        views += unconditional_views(state.contracts)
+        held = state.access.get(
+            ("grants", department, dataset),
+            partial(row_grants, department_id=department, dataset=dataset),
+            access_generation(request),
+        )
+        grants = held.in_force(now)
+        if grant is not None:
+            grants = [g for g in grants if g.id == grant]
+        revoked: list[GrantView] = []
+        if not grants and (grant is not None or contract.catalog.sharing.type != "unconditional"):
+            # A refusal for want of a grant says so if the grant was revoked.
+            revoked = [
+                _local(state, g) for g in held.revoked(now) if grant is None or g.id == grant
+            ]
+        views = held.ever() + unconditional_views(state.contracts)
         known = department_disclosures(state.contracts, dataset, views)
         if grant is not None and not grants:
             if revoked:
@@ -237,7 +233,6 @@ def get_rows(
     principal: Reader,
     contract: ContractDep,
     state: StateDep,
-    cursor: CursorDep,
     version: VersionNumber = None,
     limit: int = Query(100, ge=1, le=MAX_ID),
     offset: Offset = 0,
@@ -259,7 +254,7 @@ def get_rows(
         ),
     ] = None,
 ) -> Response:
-    scope = _scope(state, contract, principal, "api", grant)
+    scope = _scope(request, contract, principal, "api", grant)
     view = RowView(
         parse_sort(contract, scope, sort), parse_filters(contract, scope, undeclared_query(request))
     )
@@ -271,10 +266,13 @@ def get_rows(
         offset = walk.position or 0
     chosen = _version(state, contract, version)
     key = state.pseudonyms.key_for(scope.pseudonym_context)
-    page = rows_json(
-        cursor, contract, chosen, scope, limit=limit, offset=offset, pseudonym_key=key,
-        after=walk.after if walk else None, view=view, copies=state.copies,
-    )  # fmt: skip
+    # The lake cursor is taken here, not as a dependency: a sync dependency that yields
+    # costs two more hops to the thread pool.
+    with state.reader() as cursor:
+        page = rows_json(
+            cursor, contract, chosen, scope, limit=limit, offset=offset, pseudonym_key=key,
+            after=walk.after if walk else None, view=view, copies=state.copies,
+        )  # fmt: skip
     _audit_read(
         state,
         principal,
@@ -333,6 +331,7 @@ def get_rows(
     },
 )
 def export_rows(
+    request: Request,
     principal: Reader,
     contract: ContractDep,
     state: StateDep,
@@ -342,7 +341,7 @@ def export_rows(
     grant: GrantId = None,
 ) -> FileResponse:
     check_export_format(contract, format)  # before the scope: the same for every caller
-    scope = _scope(state, contract, principal, "bulk_download", grant)
+    scope = _scope(request, contract, principal, "bulk_download", grant)
     chosen = _version(state, contract, version)
     folder = _export_folder(state)
     path = folder / f"{contract.dataset}-v{chosen.version}.{_SUFFIX.get(format, format)}"
