@@ -145,8 +145,16 @@ async def public_query(request: Request) -> None:
     a :class:`Caller` are left to it, so that a caller learns nothing before authenticating."""
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
-    if dependant is not None and route_roles(dependant) is None:
+    if dependant is not None and _public(route, dependant):
         reject_unknown_query(request)
+
+
+def _public(route, dependant) -> bool:
+    """Whether a route is public (no :class:`Caller`), kept on the route at its first call."""
+    public = getattr(route, "govshare_public", None)
+    if public is None:
+        public = route.govshare_public = route_roles(dependant) is None
+    return public
 
 
 def record_listing(request: Request, principal: Principal) -> None:

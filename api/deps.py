@@ -7,9 +7,11 @@ from typing import Annotated
 
 import duckdb
 from fastapi import Depends, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
 
 from api.state import AppState
 from catalog.contracts import Contract
+from catalog.store.versions import VersionsAt
 
 
 def state_of(request: Request) -> AppState:
@@ -20,6 +22,18 @@ def state_of(request: Request) -> AppState:
 # pool, a hop of its own on every call.
 async def get_state(request: Request) -> AppState:
     return state_of(request)
+
+
+async def current_versions(state: AppState) -> VersionsAt:
+    """:meth:`AppState.versions` for an async route. With the lake's catalog in SQLite, the
+    newest snapshot id comes from its files' state without a hop to the thread pool, and the
+    lake is queried (in the pool) only after a new commit. A catalog in PostgreSQL is asked
+    over the network, never on the event loop."""
+    if state.settings.lake_catalog_uri.startswith("sqlite:"):
+        known = state.index.known()
+        if known is not None and known.snapshot == state.warmed:
+            return known
+    return await run_in_threadpool(state.versions)
 
 
 def get_cursor(request: Request) -> Iterator[duckdb.DuckDBPyConnection]:

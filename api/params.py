@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Path, Query, Request
 from fastapi.dependencies.models import Dependant
@@ -75,6 +75,14 @@ def declared_query(dependant: Dependant) -> set[str]:
     return names
 
 
+def _declared(route: Any, dependant: Dependant) -> frozenset[str]:
+    """:func:`declared_query` of a route, kept on the route at its first call."""
+    found = getattr(route, "govshare_declared", None)
+    if found is None:
+        found = route.govshare_declared = frozenset(declared_query(dependant))
+    return found
+
+
 ITEM_FILTERS = "item_filters"
 """Attribute of a route whose undeclared query parameters may be data-item filters
 (``?region_code=``): a function of the request giving the item names it takes."""
@@ -106,9 +114,9 @@ def reject_unknown_query(request: Request) -> None:
     dependant = getattr(route, "dependant", None)
     if dependant is None:  # not an API route (static files, the OpenAPI document)
         return
-    declared = declared_query(dependant)
+    declared = _declared(route, dependant)
     if items := getattr(getattr(route, "endpoint", None), ITEM_FILTERS, None):
-        declared |= set(items(request))
+        declared = declared | set(items(request))
     unknown = [name for name in dict.fromkeys(request.query_params) if name not in declared]
     if not unknown:
         return

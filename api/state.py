@@ -45,7 +45,8 @@ class AppState:
     clock: Callable[[], datetime] = utc_now
     copies: ReadCopies = field(init=False)
     access: AccessMemo = field(init=False)
-    _warmed: int | None = None
+    warmed: int | None = None
+    """The snapshot whose latest versions' key-order copies were queued."""
     _con: duckdb.DuckDBPyConnection | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -73,8 +74,8 @@ class AppState:
         when a commit made a new one, in this process or another). A new snapshot queues the
         key-order copy of each dataset's latest version."""
         current = self.index.current(self.reader)
-        if current.snapshot != self._warmed:
-            self._warmed = current.snapshot
+        if current.snapshot != self.warmed:
+            self.warmed = current.snapshot
             for name, version in current.latest_all().items():
                 if name in self.contracts:
                     self.copies.prepare(key_order_copy(self.contracts[name], version))

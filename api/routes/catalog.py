@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 
-from api.deps import ContractDep, StateDep
+from api.deps import ContractDep, StateDep, current_versions
 from api.models import (
     CatalogEntry,
     CatalogSummary,
@@ -46,7 +46,7 @@ def _freshness(state: AppState, contract: Contract, latest: Version | None) -> F
 
 
 @router.get("", response_model=list[CatalogSummary], summary="List catalog entries")
-def list_catalog(
+async def list_catalog(
     state: StateDep,
     q: Annotated[
         Line | None, Query(description="Words to find in names, summaries, keywords")
@@ -57,7 +57,7 @@ def list_catalog(
     open: bool | None = None,
     update_cycle: QueryText = None,
 ) -> list[CatalogSummary]:
-    latest = state.versions().latest_all()
+    latest = (await current_versions(state)).latest_all()
     entries = []
     for contract in state.contracts.values():
         meta = contract.catalog

@@ -9,6 +9,7 @@ PostgreSQL costs ~0.1 ms, a DuckLake query through DuckDB ~15 ms.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -20,7 +21,7 @@ _NEWEST = "SELECT max(snapshot_id) FROM ducklake_snapshot"
 _SETTLED_NS = 50_000_000  # well above the file system clock's tick (a jiffy, <= 10 ms)
 
 
-def _files_state(path: Path) -> tuple | None:
+def _files_state(path: str) -> tuple | None:
     """What changes when a commit of the catalog becomes visible: the database file's and
     its WAL's (inode, size, time written), the database header (its change counter) and the
     WAL index header in ``-shm`` (SQLite updates it only once the commit is durable: a
@@ -29,9 +30,9 @@ def _files_state(path: Path) -> tuple | None:
     states: list = []
     # The shm's first 96 bytes: the index header, twice (after it, readers write marks).
     for suffix, header in (("", 100), ("-wal", 0), ("-shm", 96)):
-        file = path.with_name(path.name + suffix)
+        file = path + suffix  # plain strings: this runs on every call of the API
         try:
-            stat = file.stat()
+            stat = os.stat(file)
             with open(file, "rb") as handle:
                 head = handle.read(header) if header else b""
         except FileNotFoundError:
@@ -60,9 +61,9 @@ class SnapshotProbe:
     def current(self) -> int | None:
         if self._uri.startswith("postgres:"):
             return self._from_postgres()
-        return self._from_sqlite(Path(self._uri.removeprefix("sqlite:")))
+        return self._from_sqlite(self._uri.removeprefix("sqlite:"))
 
-    def _from_sqlite(self, path: Path) -> int | None:
+    def _from_sqlite(self, path: str) -> int | None:
         """The newest id, read again only when the catalog's files changed. Opening the
         catalog costs ~0.8 ms (the query 10 µs), and a connection kept open saw no commits
         of DuckDB's own SQLite; what a commit changes (:func:`_files_state`) costs ~20 µs to
@@ -71,7 +72,7 @@ class SnapshotProbe:
         known = self._known
         if known is not None and known[0] == seen:
             return known[1]
-        value = self._query_sqlite(path)
+        value = self._query_sqlite(Path(path))
         # A write within the same tick of the file system's clock as the state seen would
         # leave it unchanged: an id is kept only once its files are older than any tick.
         written = max(f[2] for f in seen if f is not None) if seen is not None else 0

@@ -258,6 +258,12 @@ class VersionIndex:
         self._at: VersionsAt | None = None
         self._lock = threading.Lock()
 
+    def known(self) -> VersionsAt | None:
+        """The versions as of the newest snapshot if already read (no lake query), else None."""
+        snapshot = self._probe.current()
+        at = self._at
+        return at if at is not None and snapshot is not None and at.snapshot == snapshot else None
+
     def current(
         self, reader: Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
     ) -> VersionsAt:
