@@ -14,15 +14,18 @@ counting those left out, so that a stale token cannot grow the log without limit
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
+import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -54,7 +57,7 @@ class AuditUnavailable(RuntimeError):
     """The audit entry could not be written, so the action it records is refused."""
 
     @classmethod
-    def of(cls, exc: SQLAlchemyError) -> AuditUnavailable:
+    def of(cls, exc: Exception) -> AuditUnavailable:
         cause = getattr(exc, "orig", None) or exc
         return cls(f"audit log unavailable, action refused: {cause}")
 
@@ -102,6 +105,7 @@ def append(session: Session, event: AuditEvent, now: datetime) -> AuditEntry:
 # Statements with parameters, compiled once (values inlined cost a new compilation per call).
 _ENTRY_COLUMNS = tuple(AuditEntry.__table__.columns)
 _INSERT_ENTRY = insert(AuditEntry.__table__)
+_HEAD = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
 _MOVE_HEAD = (
     update(AuditHead.__table__)
     .where(AuditHead.__table__.c.id == 1)
@@ -113,13 +117,19 @@ def _append(session: Session | Connection, event: AuditEvent, now: datetime) -> 
     # Plain statements, not the ORM's unit of work: every read of the API appends an entry
     # and the ORM's flush cost three times the SQL. Created by the migration; without the
     # head row (NoResultFound) the log refuses to take entries.
-    head = session.execute(
-        select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
-    ).one()
+    head = session.execute(_HEAD).one()
+    entry = _entry(head.seq, head.hash, event, now)
+    session.execute(_INSERT_ENTRY, {c.key: getattr(entry, c.key) for c in _ENTRY_COLUMNS})
+    session.execute(_MOVE_HEAD, {"new_seq": entry.seq, "new_hash": entry.hash})
+    return entry
+
+
+def _entry(seq: int, prev_hash: str, event: AuditEvent, now: datetime) -> AuditEntry:
+    """The entry after the head (``seq``, ``prev_hash``), hashed."""
     actor = event.actor
     token_id = event.token_id if event.token_id is not None else getattr(actor, "token_id", None)
     entry = AuditEntry(
-        seq=head.seq + 1,
+        seq=seq + 1,
         at=now,
         user_id=actor.user_id if actor else None,
         token_id=token_id,
@@ -134,22 +144,59 @@ def _append(session: Session | Connection, event: AuditEvent, now: datetime) -> 
         purpose=event.purpose,
         result=event.result,
         detail=event.detail,
-        prev_hash=head.hash,
+        prev_hash=prev_hash,
     )
     entry.hash = entry_hash(entry)
-    session.execute(_INSERT_ENTRY, {c.key: getattr(entry, c.key) for c in _ENTRY_COLUMNS})
-    session.execute(_MOVE_HEAD, {"new_seq": entry.seq, "new_hash": entry.hash})
     return entry
 
 
+class _SqliteAppend:
+    """:func:`_append` on SQLite's driver connection: the same statements, with each value
+    converted by its column type's own bind processor (as SQLAlchemy would convert it)."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        names = [c.name for c in _ENTRY_COLUMNS]
+        self.insert = (
+            f"INSERT INTO {AuditEntry.__tablename__} ({', '.join(names)}) "
+            f"VALUES ({', '.join('?' * len(names))})"
+        )
+        self.columns = [(c.key, c.type.bind_processor(dialect)) for c in _ENTRY_COLUMNS]
+
+    def __call__(self, cursor: sqlite3.Cursor, event: AuditEvent, now: datetime) -> AuditEntry:
+        cursor.execute(f"SELECT seq, hash FROM {AuditHead.__tablename__} WHERE id = 1")
+        head = cursor.fetchone()
+        if head is None:
+            raise sqlite3.OperationalError("the audit log has no head row")
+        entry = _entry(head[0], head[1], event, now)
+        values = [
+            process(getattr(entry, key)) if process else getattr(entry, key)
+            for key, process in self.columns
+        ]
+        cursor.execute(self.insert, values)
+        cursor.execute(
+            f"UPDATE {AuditHead.__tablename__} SET seq = ?, hash = ? WHERE id = 1",
+            (entry.seq, entry.hash),
+        )
+        return entry
+
+
 def record(store: StateStore, event: AuditEvent, now: datetime) -> AuditEntry:
-    """Append in a transaction of its own; any failure refuses the recorded action. (A
-    plain connection, not an ORM session: this runs on every read.)"""
+    """Append in a transaction of its own; any failure refuses the recorded action. (On
+    SQLite on the driver's connection, elsewhere on a plain connection, not an ORM session:
+    this runs on every read.)"""
     try:
+        if store.sqlite:
+            with store.sqlite_appending() as cursor:
+                return _sqlite_append(store.engine.dialect)(cursor, event, now)
         with store.appending() as connection:
             return _append(connection, event, now)
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, sqlite3.Error) as exc:
         raise AuditUnavailable.of(exc) from exc
+
+
+@functools.cache
+def _sqlite_append(dialect: Dialect) -> _SqliteAppend:
+    return _SqliteAppend(dialect)
 
 
 def refusal_key(event: AuditEvent) -> str:

@@ -175,6 +175,9 @@ class Page:
     an empty page and where a walk goes on by row number."""
     total: int
     """Rows of the version in the scope and view."""
+    last_ordinal: int | None = None
+    """Where the last row lies in the copy it was read from, when that copy holds the rows
+    in key order and unfiltered: the next page's cursor carries it as a hint."""
 
 
 @dataclass(frozen=True)
@@ -216,12 +219,14 @@ def rows_json(
     offset: int,
     pseudonym_key: bytes,
     after: list | None = None,
+    hint: int | None = None,
     view: RowView = _DEFAULT,
     copies: ReadCopies | None = None,
 ) -> Page:
     """One page of rows in the scope's order: from ``offset``, or (keyset) right after the
     row whose key is ``after`` (the ``last`` of the page before, decoded from JSON): the
-    walk is stable while other versions are published.
+    walk is stable while other versions are published. ``hint``: where that row lay in the
+    copy, if the page before said so (checked against ``after`` before it is used).
 
     Read from the version's copy in this order where it is built (decision 50), else from
     the lake: same rows, same order. The page is chosen first and masked after: masking
@@ -246,7 +251,7 @@ def rows_json(
             with copies.use(spec) as alias:
                 if alias is not None:
                     try:
-                        return _copy_page(con, copies, alias, query, limit, offset, after)
+                        return _copy_page(con, copies, alias, query, limit, offset, after, hint)
                     except _DAMAGED as error:  # the file is not the copy: read the lake
                         copies.discard(spec, error)
         return _lake_page(con, query, limit, offset, after)
@@ -254,19 +259,29 @@ def rows_json(
         raise InputError("the cursor's value is not of the key's type", _AFTER) from error
 
 
-def _page(
-    con: duckdb.DuckDBPyConnection, chosen: str, position: str, parameters: list, total: int
-) -> Page:
-    """The page of the rows ``chosen`` selects (``_record``, ``_key`` and ``position``): each
-    row's JSON from DuckDB, the array joined here (DuckDB's list aggregate and its JSON cost
-    a third of a page of 100)."""
-    rows = con.execute(
-        f"SELECT CAST(to_json(_record) AS VARCHAR), CAST(to_json(_key) AS VARCHAR) "
+def _rows(
+    con: duckdb.DuckDBPyConnection, chosen: str, position: str, parameters: list
+) -> list[tuple[str, str | None, int]]:
+    """The rows ``chosen`` selects (``_record``, ``_key`` and ``position``), in order: each
+    row's JSON and key's JSON from DuckDB (DuckDB's list aggregate and its JSON cost a third
+    of a page of 100) and its position."""
+    return con.execute(
+        f"SELECT CAST(to_json(_record) AS VARCHAR), CAST(to_json(_key) AS VARCHAR), {position} "
         f"FROM ({chosen}) ORDER BY {position}",
         parameters,
     ).fetchall()
-    last = rows[-1][1] if rows else None
-    return Page("[" + ",".join(record for record, _ in rows) + "]", len(rows), last, total)
+
+
+def _page(rows: list[tuple[str, str | None, int]], total: int, ordinals: bool = False) -> Page:
+    """A page of :func:`_rows`; ``ordinals``: their positions are a copy's in key order."""
+    last = rows[-1] if rows else (None, None, None)
+    return Page(
+        "[" + ",".join(row[0] for row in rows) + "]",
+        len(rows),
+        last[1],
+        total,
+        last[2] if ordinals else None,
+    )
 
 
 def _lake_page(
@@ -284,7 +299,7 @@ def _lake_page(
         f")"
     )
     total = _count(con, query.version, query.where)
-    return _page(con, chosen, "_n", [*parameters, limit, offset], total)
+    return _page(_rows(con, chosen, "_n", [*parameters, limit, offset]), total)
 
 
 _STRIDE = 256  # a copy's marks: the position of every 256th row in the view
@@ -336,12 +351,18 @@ def _copy_page(
     limit: int,
     offset: int,
     after: list | None,
+    hint: int | None = None,
 ) -> Page:
     table = f"{alias}.{COPY_TABLE}"
     marks = copies.memo(
         (alias, query.where), lambda: _marks(con, table, query.where, query.version.row_count)
     )
     assert isinstance(marks, _Marks)
+    key_order = marks.every is None and query.last != "NULL"  # rows in key order, unfiltered
+    if after is not None and hint is not None and key_order and query.single_key:
+        hinted = _hinted_page(con, query, table, limit, after[0], hint)
+        if hinted is not None:
+            return _page(hinted, marks.count, ordinals=True)
     if after is None:
         if offset >= marks.count:
             return Page("[]", 0, None, marks.count)
@@ -355,7 +376,23 @@ def _copy_page(
         f"  ORDER BY {ORDINAL} LIMIT ? OFFSET ?"
         f")"
     )
-    return _page(con, chosen, ORDINAL, [limit, skip], marks.count)
+    return _page(_rows(con, chosen, ORDINAL, [limit, skip]), marks.count, key_order)
+
+
+def _hinted_page(
+    con: duckdb.DuckDBPyConnection, query: _Query, table: str, limit: int, after: object, hint: int
+) -> list[tuple[str, str | None, int]] | None:
+    """The rows after the cursor's key read from the row its hint names, if that row holds
+    the key: one range of ``_ord`` and no lookup of the key (a forged hint finds another
+    key, and the page is chosen by key instead)."""
+    chosen = (
+        f"SELECT {query.record} AS _record, {query.last} AS _key, {ORDINAL} "
+        f"FROM {table} WHERE {ORDINAL} >= {hint} AND {ORDINAL} <= {hint + limit}"
+    )
+    rows = _rows(con, chosen, ORDINAL, [])
+    if not rows or rows[0][2] != hint or rows[0][1] is None or json.loads(rows[0][1]) != after:
+        return None
+    return rows[1:]
 
 
 def _ordinal_of(
@@ -413,6 +450,8 @@ class Cursor:
     after: list | None = None
     position: int | None = None
     view: str = ""
+    hint: int | None = None
+    """With ``after``: the row number in the key-order copy of the row whose key it is."""
 
 
 def encode_cursor(cursor: Cursor) -> str:
@@ -421,6 +460,8 @@ def encode_cursor(cursor: Cursor) -> str:
     document: dict = {"v": cursor.version}
     if cursor.after is not None:
         document["a"] = cursor.after
+        if cursor.hint is not None:
+            document["h"] = cursor.hint
     else:
         document["o"] = cursor.position
     if cursor.view:
@@ -444,7 +485,7 @@ def next_cursor(
         return None
     if uses_key_cursor(contract, scope, view) and page.last is not None:
         last = cursor_values(contract, json.loads(page.last))
-        return Cursor(version, after=last, view=view.signature)
+        return Cursor(version, after=last, view=view.signature, hint=page.last_ordinal)
     return Cursor(version, position=start + page.served, view=view.signature)
 
 
@@ -458,7 +499,7 @@ def decode_cursor(contract: Contract, scope: Scope, text: str, view: RowView = _
         document = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
         version = document["v"]
         after, position = document.get("a"), document.get("o")
-        walked = document.get("w", "")
+        walked, hint = document.get("w", ""), document.get("h")
     except (ValueError, TypeError, KeyError, UnicodeError, AttributeError) as error:
         raise InputError(_NOT_A_CURSOR, _AFTER) from error
     if not _whole(version, 1, _LARGEST) or (after is None) == (position is None):
@@ -479,7 +520,9 @@ def decode_cursor(contract: Contract, scope: Scope, text: str, view: RowView = _
         raise InputError(_NOT_A_CURSOR, _AFTER)
     if not all(_whole(v, -_KEY_INT, _KEY_INT - 1) or _text(v) for v in after):
         raise InputError(_NOT_A_CURSOR, _AFTER)
-    return Cursor(version, after=after, view=walked)
+    if hint is not None and not _whole(hint, 0, _LARGEST):
+        raise InputError(_NOT_A_CURSOR, _AFTER)
+    return Cursor(version, after=after, view=walked, hint=hint)
 
 
 def _whole(value: object, low: int, high: int) -> bool:

@@ -6,6 +6,7 @@ schema comes from Alembic migrations only, applied with ``migrate`` when a proce
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -118,6 +119,29 @@ class StateStore:
         once and run on every call, like the audit append. Queued like :meth:`transaction`."""
         with self._writers, self.engine.begin() as connection:
             yield connection
+
+    @property
+    def sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def sqlite_appending(self) -> Iterator[sqlite3.Cursor]:
+        """SQLite only: a write transaction on the driver's own connection, for the statements
+        every call runs (the audit append): SQLAlchemy's connection and transaction cost more
+        than they do. Queued like :meth:`transaction`; rolled back if the block raises."""
+        with self._writers:
+            connection = self.engine.raw_connection()
+            try:
+                cursor = connection.cursor()
+                cursor.execute("BEGIN IMMEDIATE")
+                try:
+                    yield cursor
+                except BaseException:
+                    cursor.execute("ROLLBACK")
+                    raise
+                cursor.execute("COMMIT")
+            finally:
+                connection.close()  # back to the pool
 
     def close(self) -> None:
         self.engine.dispose()

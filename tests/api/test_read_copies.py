@@ -262,3 +262,52 @@ def test_a_copy_file_that_is_not_the_copy_its_name_says_is_refused(apps, tmp_pat
         )
         expected = sorted(r["id_number"] for r in SOURCE)[:50]
         assert [r["id_number"] for r in rows["rows"]] == expected
+
+
+def _edit_cursor(url: str, **changes) -> str:
+    """``url`` with its cursor's fields changed (as a caller may forge them)."""
+    import base64
+    import json
+    from urllib.parse import parse_qsl, urlencode
+
+    query = dict(parse_qsl(url.split("?", 1)[1]))
+    text = query["after"] + "=" * (-len(query["after"]) % 4)
+    document = {**json.loads(base64.urlsafe_b64decode(text)), **changes}
+    encoded = base64.urlsafe_b64encode(json.dumps(document).encode()).decode().rstrip("=")
+    return url.split("?", 1)[0] + "?" + urlencode({**query, "after": encoded})
+
+
+def test_a_forged_row_hint_in_a_cursor_changes_nothing(apps):
+    """A key cursor read from a key-order copy says where its row lay (``h``), so the next
+    page needs no lookup of the key. The hint is checked against the key: pointing it at
+    another row, past the end, or anything but a row number gives the true next page or a
+    422, never other rows."""
+    _, copied, tokens = apps
+    headers = bearer(tokens["population_provider"])
+    expected = sorted(SOURCE, key=lambda r: r["id_number"])
+    first = copied.get("/datasets/population/rows?limit=300&offset=2000", headers=headers)
+    state = copied.app.state.govshare
+    state.copies.wait()
+    first = copied.get("/datasets/population/rows?limit=300&offset=2000", headers=headers)
+    following = first.json()["next_url"]
+    assert '"h"' in _decoded_cursor(following)  # read from the copy: it carries the hint
+    truth = [r["id_number"] for r in expected[2300:2600]]
+    for hint in (None, 2299, 17, 2301, 10**9):
+        url = following if hint is None else _edit_cursor(following, h=hint)
+        page = copied.get(url, headers=headers)
+        assert page.status_code == 200, page.text
+        assert [r["id_number"] for r in page.json()["rows"]] == truth, hint
+    for bad in ("x", -1, 2**60, 1.5):
+        refused = copied.get(_edit_cursor(following, h=bad), headers=headers)
+        assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == [
+            "query",
+            "after",
+        ]
+
+
+def _decoded_cursor(url: str) -> str:
+    import base64
+    from urllib.parse import parse_qsl
+
+    text = dict(parse_qsl(url.split("?", 1)[1]))["after"]
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()

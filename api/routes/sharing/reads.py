@@ -271,7 +271,8 @@ def get_rows(
     with state.reader() as cursor:
         page = rows_json(
             cursor, contract, chosen, scope, limit=limit, offset=offset, pseudonym_key=key,
-            after=walk.after if walk else None, view=view, copies=state.copies,
+            after=walk.after if walk else None, hint=walk.hint if walk else None, view=view,
+            copies=state.copies,
         )  # fmt: skip
     _audit_read(
         state,
