@@ -31,6 +31,12 @@ class Settings(BaseSettings):
     """Address the API server binds to."""
     api_port: int = 8000
     """Port of the API server."""
+    public_url: str = ""
+    """The API's address as other systems reach it: the base of the catalog's DCAT-AP IRIs
+    (``/catalog.jsonld``). Empty: ``http://<api_host>:<api_port>``."""
+    office_name: str = "市人民政府信息办公室"
+    """The office that publishes the catalog (its DCAT-AP publisher)."""
+    office_name_en: str = "Municipal Government Information Office"
     dagster_port: int = 3000
     """Port of the Dagster UI started by ``govshare demo``."""
     page_size_max: int = 1000

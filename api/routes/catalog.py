@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 
 from api.deps import ContractDep, StateDep, current_versions
 from api.models import (
@@ -15,6 +15,7 @@ from api.models import (
     VersionPublic,
 )
 from api.params import PathId, QueryText
+from api.routes.dcat import RDF_MEDIA, rdf_format, rdf_response
 from api.state import AppState
 from catalog.contracts import Contract
 from catalog.quality.freshness import Freshness, freshness
@@ -45,8 +46,24 @@ def _freshness(state: AppState, contract: Contract, latest: Version | None) -> F
     return freshness(contract, latest, state.now(), state.settings.freshness_grace_ratio)
 
 
-@router.get("", response_model=list[CatalogSummary], summary="List catalog entries")
+@router.get(
+    "",
+    response_model=list[CatalogSummary],
+    summary="List catalog entries",
+    description="JSON by default; DCAT-AP 3 as JSON-LD or Turtle for a client whose `Accept` "
+    "asks for `application/ld+json` or `text/turtle` (the same as `/catalog.jsonld` and "
+    "`/catalog.ttl`, limited to the entries the filters select).",
+    responses={
+        200: {
+            "content": {
+                RDF_MEDIA["json-ld"]: {"schema": {"type": "object"}},
+                RDF_MEDIA["turtle"]: {"schema": {"type": "string"}},
+            }
+        }
+    },
+)
 async def list_catalog(
+    request: Request,
     state: StateDep,
     q: Annotated[
         Line | None, Query(description="Words to find in names, summaries, keywords")
@@ -56,23 +73,40 @@ async def list_catalog(
     sharing_type: Literal["unconditional", "conditional", "not_shared"] | None = None,
     open: bool | None = None,
     update_cycle: QueryText = None,
-) -> list[CatalogSummary]:
+) -> list[CatalogSummary] | Response:
+    chosen = [
+        contract
+        for contract in state.contracts.values()
+        if _selected(contract, q, provider_code, classification, sharing_type, open, update_cycle)
+    ]
+    if fmt := rdf_format(request.headers.get("accept", "")):
+        return await rdf_response(state, chosen, fmt)
     latest = (await current_versions(state)).latest_all()
     entries = []
-    for contract in state.contracts.values():
-        meta = contract.catalog
-        if (
-            (q and not _matches_text(contract, q))
-            or (provider_code and meta.provider.code != provider_code)
-            or (classification and meta.classification != classification)
-            or (sharing_type and meta.sharing.type != sharing_type)
-            or (open is not None and meta.open.open != open)
-            or (update_cycle and meta.update_cycle != update_cycle)
-        ):
-            continue
+    for contract in chosen:
         version = latest.get(contract.dataset)
         entries.append(CatalogSummary.of(contract, version, _freshness(state, contract, version)))
     return entries
+
+
+def _selected(
+    contract: Contract,
+    q: str | None,
+    provider_code: str | None,
+    classification: str | None,
+    sharing_type: str | None,
+    open: bool | None,
+    update_cycle: str | None,
+) -> bool:
+    meta = contract.catalog
+    return not (
+        (q and not _matches_text(contract, q))
+        or (provider_code and meta.provider.code != provider_code)
+        or (classification and meta.classification != classification)
+        or (sharing_type and meta.sharing.type != sharing_type)
+        or (open is not None and meta.open.open != open)
+        or (update_cycle and meta.update_cycle != update_cycle)
+    )
 
 
 @router.get("/{dataset}", response_model=CatalogEntry, summary="One catalog entry")
