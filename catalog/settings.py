@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     """Port of the API server."""
     public_url: str = ""
     """The API's address as other systems reach it: the base of the catalog's DCAT-AP IRIs
-    (``/catalog.jsonld``). Empty: ``http://<api_host>:<api_port>``."""
+    (``/catalog.jsonld``). Empty: the address the caller used."""
     office_name: str = "市人民政府信息办公室"
     """The office that publishes the catalog (its DCAT-AP publisher)."""
     office_name_en: str = "Municipal Government Information Office"

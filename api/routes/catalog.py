@@ -15,7 +15,7 @@ from api.models import (
     VersionPublic,
 )
 from api.params import PathId, QueryText
-from api.routes.dcat import RDF_MEDIA, rdf_format, rdf_response
+from api.routes.dcat import RDF_MEDIA, VARY_ACCEPT, rdf_format, rdf_response
 from api.state import AppState
 from catalog.contracts import Contract
 from catalog.quality.freshness import Freshness, freshness
@@ -64,6 +64,7 @@ def _freshness(state: AppState, contract: Contract, latest: Version | None) -> F
 )
 async def list_catalog(
     request: Request,
+    response: Response,
     state: StateDep,
     q: Annotated[
         Line | None, Query(description="Words to find in names, summaries, keywords")
@@ -80,7 +81,8 @@ async def list_catalog(
         if _selected(contract, q, provider_code, classification, sharing_type, open, update_cycle)
     ]
     if fmt := rdf_format(request.headers.get("accept", "")):
-        return await rdf_response(state, chosen, fmt)
+        return await rdf_response(request, state, chosen, fmt)
+    response.headers.update(VARY_ACCEPT)
     latest = (await current_versions(state)).latest_all()
     entries = []
     for contract in chosen:

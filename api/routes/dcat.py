@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import StateDep, current_versions
@@ -15,6 +15,7 @@ from catalog.exchange.dcat import JSONLD_CONTEXT, Publisher, catalog_graph
 
 router = APIRouter(tags=["catalog"])
 RDF_MEDIA = {"json-ld": "application/ld+json", "turtle": "text/turtle"}
+VARY_ACCEPT = {"Vary": "Accept"}  # /catalog answers JSON or RDF by the Accept header
 _DESCRIPTION = (
     "The catalog in DCAT-AP 3: every dataset with its versions (DCAT 3 version properties and "
     "a dataset series), sharing type and conditions, update cycle (EU frequency vocabulary) "
@@ -22,22 +23,59 @@ _DESCRIPTION = (
 )
 
 
-def rdf_format(accept: str) -> str | None:
-    """The RDF format an ``Accept`` header asks for before JSON, if any."""
+_JSON_RANGES = ("application/json", "application/*", "*/*")
+
+
+def _weights(accept: str) -> dict[str, float]:
+    """Each media range of an ``Accept`` header with its weight (RFC 9110 §12.5.1); a
+    malformed weight counts as 0."""
+    weights: dict[str, float] = {}
     for part in accept.split(","):
-        media = part.split(";")[0].strip().lower()
-        if media in ("application/json", "*/*", "application/*"):
-            return None
-        for name, rdf_media in RDF_MEDIA.items():
-            if media == rdf_media:
-                return name
-    return None
+        media, *params = (piece.strip() for piece in part.split(";"))
+        weight = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = min(max(float(value), 0.0), 1.0)
+                except ValueError:
+                    weight = 0.0
+        if media:
+            weights[media.lower()] = max(weight, weights.get(media.lower(), 0.0))
+    return weights
 
 
-async def rdf_response(state: AppState, contracts: Iterable[Contract], fmt: str) -> Response:
+def _weight(weights: dict[str, float], media: str) -> float:
+    """The weight of ``media``: that of the most specific range matching it."""
+    kind = media.split("/")[0]
+    for candidate in (media, f"{kind}/*", "*/*"):
+        if candidate in weights:
+            return weights[candidate]
+    return 0.0
+
+
+def rdf_format(accept: str) -> str | None:
+    """The RDF format an ``Accept`` header prefers to JSON (a higher weight; JSON on a
+    tie, and with no header), if any."""
+    if not accept.strip():
+        return None
+    weights = _weights(accept)
+    json_weight = _weight(weights, "application/json")
+    best, chosen = json_weight, None
+    for name, media in RDF_MEDIA.items():
+        weight = _weight(weights, media)
+        if weight > best and media in weights:  # named, not only through a wildcard
+            best, chosen = weight, name
+    return chosen
+
+
+async def rdf_response(
+    request: Request, state: AppState, contracts: Iterable[Contract], fmt: str
+) -> Response:
     versions = (await current_versions(state)).by_dataset
     settings = state.settings
-    base = settings.public_url or f"http://{settings.api_host}:{settings.api_port}"
+    # IRIs should not change: GOVSHARE_PUBLIC_URL; without it, the address the caller used.
+    base = settings.public_url or str(request.base_url)
     publisher = Publisher(settings.office_name, settings.office_name_en)
     chosen = list(contracts)
 
@@ -47,7 +85,9 @@ async def rdf_response(state: AppState, contracts: Iterable[Contract], fmt: str)
             return graph.serialize(format=fmt, context=JSONLD_CONTEXT, auto_compact=True)
         return graph.serialize(format=fmt)
 
-    return Response(await run_in_threadpool(serialise), media_type=RDF_MEDIA[fmt])
+    return Response(
+        await run_in_threadpool(serialise), media_type=RDF_MEDIA[fmt], headers=VARY_ACCEPT
+    )
 
 
 @router.get(
@@ -57,8 +97,8 @@ async def rdf_response(state: AppState, contracts: Iterable[Contract], fmt: str)
     response_class=Response,
     responses={200: {"content": {RDF_MEDIA["json-ld"]: {"schema": {"type": "object"}}}}},
 )
-async def catalog_jsonld(state: StateDep) -> Response:
-    return await rdf_response(state, state.contracts.values(), "json-ld")
+async def catalog_jsonld(request: Request, state: StateDep) -> Response:
+    return await rdf_response(request, state, state.contracts.values(), "json-ld")
 
 
 @router.get(
@@ -68,5 +108,5 @@ async def catalog_jsonld(state: StateDep) -> Response:
     response_class=Response,
     responses={200: {"content": {RDF_MEDIA["turtle"]: {"schema": {"type": "string"}}}}},
 )
-async def catalog_turtle(state: StateDep) -> Response:
-    return await rdf_response(state, state.contracts.values(), "turtle")
+async def catalog_turtle(request: Request, state: StateDep) -> Response:
+    return await rdf_response(request, state, state.contracts.values(), "turtle")

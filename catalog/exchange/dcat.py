@@ -42,6 +42,10 @@ FREQUENCY = {  # the contracts' update cycles in the EU frequency vocabulary
     "yearly": "ANNUAL",
 }
 JSON_MEDIA_TYPE = URIRef("http://www.iana.org/assignments/media-types/application/json")
+JSON_FILE_TYPE = URIRef(f"{EU}file-type/JSON")
+LANGUAGES = (URIRef(f"{EU}language/ZHO"), URIRef(f"{EU}language/ENG"))
+# ADMS publisher type of the office and the departments: bodies of a city government.
+LOCAL_AUTHORITY = URIRef("http://purl.org/adms/publishertype/LocalAuthority")
 # Labels of govshare's own concept schemes (zh, en): the catalog compilation guide's codes.
 CLASSIFICATION = {
     "base": ("基础信息资源", "Base information resource"),
@@ -95,6 +99,13 @@ def catalog_graph(
         f"The catalog of shared government information resources of the {publisher.name_en}.",
     )
     graph.add((catalog, DCTERMS.publisher, _agent(graph, iri.at("office"), publisher)))
+    for language in LANGUAGES:
+        graph.add((language, RDF.type, DCTERMS.LinguisticSystem))
+        graph.add((catalog, DCTERMS.language, language))
+    published = [v for vs in versions.values() for v in vs]
+    if published:  # the catalog changes with every publish
+        graph.add((catalog, DCTERMS.issued, _when(min(published, key=lambda v: v.published_at))))
+        graph.add((catalog, DCTERMS.modified, _when(max(published, key=lambda v: v.published_at))))
     graph.add((catalog, FOAF.homepage, iri.at("")))
     graph.add((iri.at(""), RDF.type, FOAF.Document))
     graph.add((catalog, DCAT.themeTaxonomy, _scheme(graph, iri, "classification")))
@@ -123,6 +134,9 @@ def _texts(graph: Graph, subject, predicate, zh: str | None, en: str | None) -> 
 
 def _agent(graph: Graph, node: URIRef, who) -> URIRef:
     graph.add((node, RDF.type, FOAF.Agent))
+    graph.add((LOCAL_AUTHORITY, RDF.type, SKOS.Concept))
+    graph.add((LOCAL_AUTHORITY, SKOS.prefLabel, Literal("Local authority", lang="en")))
+    graph.add((node, DCTERMS.type, LOCAL_AUTHORITY))
     _texts(graph, node, FOAF.name, who.name, who.name_en)
     return node
 
@@ -170,6 +184,7 @@ def _dataset(graph: Graph, iri: _Iris, contract: Contract, versions: list[Versio
         graph.add((node, DCTERMS.modified, _when(latest)))
         graph.add((node, DCTERMS.issued, _when(versions[-1])))
         series = _series(graph, iri, contract)
+        graph.add((node, DCAT.hasCurrentVersion, iri.dataset(*_version_path(contract, latest))))
         for newer, older in zip(versions, [*versions[1:], None], strict=True):
             version = _version(graph, iri, contract, newer, series)
             # DCAT 3's property, and Dublin Core's that DCAT-AP 3 lists
@@ -232,7 +247,17 @@ def _distribution(graph: Graph, iri: _Iris, contract: Contract, rights: URIRef) 
     graph.add((JSON_MEDIA_TYPE, RDF.type, DCTERMS.MediaType))
     graph.add((node, DCAT.mediaType, JSON_MEDIA_TYPE))
     graph.add((node, DCTERMS.rights, rights))
+    graph.add((JSON_FILE_TYPE, RDF.type, DCTERMS.MediaTypeOrExtent))
+    graph.add((node, DCTERMS.format, JSON_FILE_TYPE))
     _texts(graph, node, DCTERMS.title, "数据接口", "Rows API")
+    _texts(
+        graph,
+        node,
+        DCTERMS.description,
+        "按授权范围分页读取数据（需令牌和已批准的共享申请；脱敏项按授权处理），每次调用均记入审计日志。",
+        "Pages of rows within a granted scope (a token and an approved access request; "
+        "items masked as granted); every call is recorded in the audit log.",
+    )
     return node
 
 
@@ -240,6 +265,8 @@ def _series(graph: Graph, iri: _Iris, contract: Contract) -> URIRef:
     meta = contract.catalog
     node = iri.dataset(contract.dataset, "series")
     graph.add((node, RDF.type, DCAT.DatasetSeries))
+    provider = iri.at(f"departments/{quote(meta.provider.code)}")
+    graph.add((node, DCTERMS.publisher, _agent(graph, provider, meta.provider)))
     _texts(graph, node, DCTERMS.title, f"{meta.name}（各版本）", f"{meta.name_en} (all versions)")
     _texts(
         graph,

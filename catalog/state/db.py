@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
 
 from alembic import command
@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.runtime import secure_home
 from catalog.settings import Settings
-from catalog.state.models import StateGeneration
+from catalog.state.generation import ensure_triggers
+from catalog.state.models import GENERATION_TABLES, StateGeneration
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _GENERATION = f"SELECT value FROM {StateGeneration.__tablename__} WHERE id = 1"
@@ -76,6 +77,8 @@ class StateStore:
             )
         self.engine = create_state_engine(settings.state_url)
         migrate(self.engine)
+        with self.engine.begin() as connection:
+            ensure_triggers(connection, GENERATION_TABLES)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._readers = sessionmaker(
             self.engine.execution_options(govshare_read=True), expire_on_commit=False
@@ -137,7 +140,10 @@ class StateStore:
                 try:
                     yield cursor
                 except BaseException:
-                    cursor.execute("ROLLBACK")
+                    # SQLite may have rolled back itself (a full disk): keep the first error.
+                    if connection.driver_connection.in_transaction:
+                        with suppress(sqlite3.Error):
+                            cursor.execute("ROLLBACK")
                     raise
                 cursor.execute("COMMIT")
             finally:

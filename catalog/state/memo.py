@@ -3,7 +3,7 @@
 Every authenticated call needs the caller's token, user and department, and every read
 their department's grants on the dataset: four queries through the ORM cost more than the
 page they guard. The values are kept per process and dropped the moment the access
-generation (``catalog.state.models.StateGeneration``) moves, which the database's triggers
+generation (``catalog.state.models.StateGeneration``) changes, which the database's triggers
 do in the same transaction as any change to those tables, by any process: a revocation or a
 disabled user is seen on the very next call, as before. Each call still reads the generation
 (one primary-key lookup). Anything that depends on the clock (expiry, a grant's start) is

@@ -221,9 +221,10 @@ GENERATION_TABLES = ("departments", "users", "tokens", "access_requests", "grant
 
 
 class StateGeneration(Base):
-    """One row: the access generation. Database triggers on :data:`GENERATION_TABLES` add 1
-    on every change, in the changing transaction; a process may keep what it read from those
-    tables while the number it reads first is the same."""
+    """One row: the access generation. Database triggers on :data:`GENERATION_TABLES` set it
+    to a new random value on every change, in the changing transaction
+    (``catalog.state.generation``); a process may keep what it read from those tables while
+    the value it reads first is the same."""
 
     __tablename__ = "state_generation"
 

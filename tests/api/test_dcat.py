@@ -118,3 +118,30 @@ def test_versions_are_linked_the_dcat_3_way(graph):
     assert (series, RDF.type, DCAT.DatasetSeries) in graph
     unpublished = URIRef(f"{BASE}/catalog/licences")
     assert graph.value(unpublished, DCAT.hasVersion) is None
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        # RFC 9110 §12.5.1: the highest weight wins; q=0 means "not acceptable".
+        ("text/turtle;q=0, application/json", "application/json"),
+        ("text/turtle;q=0.5, application/ld+json;q=0.9", "application/ld+json"),
+        ("*/*;q=0.1, text/turtle", "text/turtle"),
+        ("application/json;q=0.4, text/turtle;q=0.6", "text/turtle"),
+        ("application/ld+json;q=abc", "application/json"),
+        ("text/*", "application/json"),
+        ("", "application/json"),
+        (";;;,,", "application/json"),
+    ],
+)
+def test_negotiation_follows_the_weights_and_says_it_varies(client, accept, expected):
+    answer = client.get("/catalog", headers={"Accept": accept})
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith(expected)
+    assert "accept" in answer.headers["vary"].lower()  # RFC 9110 §12.5.5: caches must know
+
+
+def test_the_dataset_names_its_current_version(graph):
+    population = URIRef(f"{BASE}/catalog/population")
+    current = URIRef(f"{BASE}/catalog/population/versions/2")
+    assert graph.value(population, DCAT.hasCurrentVersion) == current

@@ -691,7 +691,9 @@ def test_a_refusal_after_revocation_says_the_grant_was_revoked_and_when(env):
 def test_every_change_to_an_access_table_moves_the_generation(env):
     """API processes keep token and grant lookups while the access generation stands
     (``catalog.state.memo``): any change to a table they are read from, by any process or
-    tool, must move it; an audit entry (every read writes one) must not."""
+    tool, must give it a value it never had (a counter would come back to an old value after
+    a restore); an audit entry (every read writes one) must not change it. Triggers that went
+    missing are re-created when a process opens the database."""
     from sqlalchemy import text
 
     from catalog.sharing.audit import AuditEvent, record
@@ -702,26 +704,39 @@ def test_every_change_to_an_access_table_moves_the_generation(env):
     body = {"dataset": "credit_records", "items": ["record_id"], "purpose": "世代测试"}
     approve_request(client, tokens, {**body, "legal_basis": "测试", **_period()})
     other = StateStore(settings)  # another process's connection to the same database
+    seen = [other.generation()]
+
+    def change(*statements: str) -> None:
+        for statement in statements:
+            with other.engine.begin() as connection:
+                connection.execute(text(statement))
+            seen.append(other.generation())
+
     try:
         for table in GENERATION_TABLES:
-            before = other.generation()
-            with other.engine.begin() as connection:
-                connection.execute(
-                    text(f"UPDATE {table} SET id = id WHERE id = (SELECT min(id) FROM {table})")
-                )
-            assert other.generation() > before, table
-        before = other.generation()
-        with other.engine.begin() as connection:
-            connection.execute(
-                text("INSERT INTO departments (code, name, created_at) VALUES ('X1', 'x', '')")
-            )
-            connection.execute(text("DELETE FROM departments WHERE code = 'X1'"))
-        assert other.generation() >= before + 2
+            change(f"UPDATE {table} SET id = id WHERE id = (SELECT min(id) FROM {table})")
+        change(
+            "INSERT INTO departments (code, name, created_at) VALUES ('X1', 'x', '')",
+            "DELETE FROM departments WHERE code = 'X1'",
+        )
+        assert len(set(seen)) == len(seen), seen  # a new value each time, none twice
         before = other.generation()
         record(other, AuditEvent(action="test.generation", result="ok"), clock())
         assert other.generation() == before
+        with other.engine.begin() as connection:  # a table rebuilt without its triggers
+            connection.execute(text("DROP TRIGGER generation_tokens_update"))
     finally:
         other.close()
+    reopened = StateStore(settings)
+    try:
+        assert reopened.generation() != before  # what processes kept is dropped
+        before = reopened.generation()
+        change_tokens = "UPDATE tokens SET id = id WHERE id = (SELECT min(id) FROM tokens)"
+        with reopened.engine.begin() as connection:
+            connection.execute(text(change_tokens))
+        assert reopened.generation() != before
+    finally:
+        reopened.close()
 
 
 def test_a_grant_revoked_outside_this_api_is_refused_on_the_next_read(env):

@@ -22,6 +22,8 @@ PUBLIC: set[str] = set()
 EXPECTED = {
     ("get", "/health"): PUBLIC,
     ("get", "/catalog"): PUBLIC,
+    ("get", "/catalog.jsonld"): PUBLIC,
+    ("get", "/catalog.ttl"): PUBLIC,
     ("get", "/catalog/{dataset}"): PUBLIC,
     ("get", "/catalog/{dataset}/versions/{number}"): PUBLIC,
     ("get", "/datasets/{dataset}/rows"): {"provider", "consumer", "analyst"},

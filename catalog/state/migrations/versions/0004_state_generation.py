@@ -1,6 +1,6 @@
-"""The access generation: a counter that every change to departments, users, tokens,
-requests or grants moves forward (database triggers, so a change by any process or tool
-counts). API processes keep token and grant lookups while it stands still.
+"""The access generation: a value that every change to departments, users, tokens,
+requests or grants replaces by a new random one (database triggers, so a change by any
+process or tool counts). API processes keep token and grant lookups while it stands still.
 
 Revision ID: 0004
 Revises: 0003
@@ -14,6 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from catalog.state.generation import create_triggers
+
 revision = "0004"
 down_revision = "0003"
 branch_labels = None
@@ -21,7 +23,6 @@ depends_on = None
 
 # As this revision made them (catalog.state.models.GENERATION_TABLES may grow later).
 GENERATION_TABLES = ("departments", "users", "tokens", "access_requests", "grants")
-_BUMP = "UPDATE state_generation SET value = value + 1 WHERE id = 1"
 
 
 def upgrade() -> None:
@@ -32,31 +33,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.execute("INSERT INTO state_generation (id, value) VALUES (1, 0)")
-    if op.get_bind().dialect.name == "postgresql":
-        _postgresql_triggers()
-    else:
-        _sqlite_triggers()
-
-
-def _sqlite_triggers() -> None:
-    for table in GENERATION_TABLES:
-        for event in ("INSERT", "UPDATE", "DELETE"):
-            op.execute(
-                f"CREATE TRIGGER generation_{table}_{event.lower()} AFTER {event} ON {table} "
-                f"BEGIN {_BUMP}; END"
-            )
-
-
-def _postgresql_triggers() -> None:
-    op.execute(
-        "CREATE FUNCTION govshare_bump_generation() RETURNS trigger LANGUAGE plpgsql AS "
-        f"$$ BEGIN {_BUMP}; RETURN NULL; END $$"
-    )
-    for table in GENERATION_TABLES:
-        op.execute(
-            f"CREATE TRIGGER generation_{table} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE "
-            f"ON {table} FOR EACH STATEMENT EXECUTE FUNCTION govshare_bump_generation()"
-        )
+    create_triggers(op.get_bind(), GENERATION_TABLES)
 
 
 def downgrade() -> None:
