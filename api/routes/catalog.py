@@ -15,7 +15,7 @@ from api.models import (
     VersionPublic,
 )
 from api.params import PathId, QueryText
-from api.routes.dcat import RDF_MEDIA, VARY_ACCEPT, rdf_format, rdf_response
+from api.routes.exchange import RDF_MEDIA, VARY_ACCEPT, rdf_format, rdf_response
 from api.state import AppState
 from catalog.contracts import Contract
 from catalog.quality.freshness import Freshness, freshness

@@ -24,6 +24,8 @@ EXPECTED = {
     ("get", "/catalog"): PUBLIC,
     ("get", "/catalog.jsonld"): PUBLIC,
     ("get", "/catalog.ttl"): PUBLIC,
+    ("get", "/catalog.csv"): PUBLIC,
+    ("get", "/catalog.xlsx"): PUBLIC,
     ("get", "/catalog/{dataset}"): PUBLIC,
     ("get", "/catalog/{dataset}/versions/{number}"): PUBLIC,
     ("get", "/datasets/{dataset}/rows"): {"provider", "consumer", "analyst"},

@@ -145,3 +145,66 @@ def test_the_dataset_names_its_current_version(graph):
     population = URIRef(f"{BASE}/catalog/population")
     current = URIRef(f"{BASE}/catalog/population/versions/2")
     assert graph.value(population, DCAT.hasCurrentVersion) == current
+
+
+def _guide_tables(client) -> list[list[list[str]]]:
+    """The compilation guide's table as CSV and as xlsx, header first."""
+    import csv
+    import io
+
+    from openpyxl import load_workbook
+
+    text = client.get("/catalog.csv")
+    assert text.status_code == 200 and text.content.startswith("\ufeff".encode())
+    from_csv = list(csv.reader(io.StringIO(text.content.decode("utf-8-sig"))))
+    book = client.get("/catalog.xlsx")
+    assert book.status_code == 200 and "attachment" in book.headers["content-disposition"]
+    sheet = load_workbook(io.BytesIO(book.content)).active
+    from_xlsx = [
+        ["" if v is None else str(v) for v in row] for row in sheet.iter_rows(values_only=True)
+    ]
+    return [from_csv, from_xlsx]
+
+
+def test_the_guide_table_holds_every_information_item_with_its_resource(client, contracts):
+    """The catalog compilation guide's fields, one row per information item, in CSV (UTF-8
+    with BOM) and xlsx alike; values from the contracts and the published versions."""
+    from catalog.exchange.guide import HEADERS
+
+    csv_table, xlsx_table = _guide_tables(client)
+    assert csv_table == xlsx_table
+    assert tuple(csv_table[0]) == HEADERS
+    rows = [dict(zip(HEADERS, row, strict=True)) for row in csv_table[1:]]
+    assert len(rows) == sum(len(c.items) for c in contracts.values())
+    codes = {c.dataset: c.catalog.resource_code for c in contracts.values()}
+    published = client.get("/catalog/population").json()["versions"][0]["published_at"]
+    for contract in contracts.values():
+        meta = contract.catalog
+        mine = [r for r in rows if r["信息资源代码"] == meta.resource_code]
+        assert [r["信息项名称"] for r in mine] == [item.label for item in contract.items]
+        for row, item in zip(mine, contract.items, strict=True):
+            assert (
+                row["信息资源名称"] == meta.name and row["信息资源提供方代码"] == meta.provider.code
+            )
+            assert row["数据长度"] == (str(item.length) if item.length else "")
+            assert row["数据类型"][-1] in "CINDTLM"  # the guide's type letters
+        row = mine[0]
+        shared = {
+            "unconditional": "无条件共享",
+            "conditional": "有条件共享",
+            "not_shared": "不予共享",
+        }
+        assert row["共享类型"] == shared[meta.sharing.type]
+        assert (meta.sharing.legal_basis or "") in row["共享条件"]
+        assert row["是否向社会开放"] == ("是" if meta.open.open else "否")
+        related = row["关联资源代码"].split("、") if row["关联资源代码"] else []
+        assert related == [codes[name] for name in meta.related]
+        # Publish date: the latest version's day in the office's time zone (Asia/Shanghai).
+        if contract.dataset == "population":
+            from datetime import datetime
+            from zoneinfo import ZoneInfo
+
+            day = datetime.fromisoformat(published).astimezone(ZoneInfo("Asia/Shanghai")).date()
+            assert row["发布日期"] == day.isoformat()
+        else:
+            assert row["发布日期"] == ""  # not published yet

@@ -1,5 +1,6 @@
-"""The catalog as DCAT-AP 3 (``catalog.exchange.dcat``): JSON-LD and Turtle at stable URLs,
-and on ``/catalog`` for a client that asks for them (``Accept``)."""
+"""The catalog in exchange formats: DCAT-AP 3 (``catalog.exchange.dcat``), JSON-LD and Turtle
+at stable URLs and on ``/catalog`` for a client that asks for them (``Accept``); the catalog
+compilation guide's table (``catalog.exchange.guide``) as CSV and xlsx."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from api.deps import StateDep, current_versions
 from api.state import AppState
 from catalog.contracts import Contract
 from catalog.exchange.dcat import JSONLD_CONTEXT, Publisher, catalog_graph
+from catalog.exchange.guide import guide_csv, guide_rows, guide_xlsx
 
 router = APIRouter(tags=["catalog"])
 RDF_MEDIA = {"json-ld": "application/ld+json", "turtle": "text/turtle"}
@@ -110,3 +112,42 @@ async def catalog_jsonld(request: Request, state: StateDep) -> Response:
 )
 async def catalog_turtle(request: Request, state: StateDep) -> Response:
     return await rdf_response(request, state, state.contracts.values(), "turtle")
+
+
+_GUIDE = (
+    "The catalog in the layout of the catalog compilation guide (GB/T 21063): one row per "
+    "information item, the resource's fields (classification, name, code, provider and its "
+    "code, summary, format, sharing type, conditions and methods, open attribute, update "
+    "cycle, publish date, related resource codes) on each row, Chinese column names."
+)
+_XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+async def _guide(state: AppState, write, media: str, suffix: str) -> Response:
+    versions = (await current_versions(state)).by_dataset
+    rows = guide_rows(state.contracts.values(), versions, state.settings.timezone)
+    body = await run_in_threadpool(write, rows)
+    disposition = f'attachment; filename="catalog.{suffix}"'
+    return Response(body, media_type=media, headers={"Content-Disposition": disposition})
+
+
+@router.get(
+    "/catalog.csv",
+    summary="The catalog as the compilation guide's table, CSV for Excel (UTF-8 with BOM)",
+    description=_GUIDE,
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
+async def catalog_csv(state: StateDep) -> Response:
+    return await _guide(state, guide_csv, "text/csv; charset=utf-8", "csv")
+
+
+@router.get(
+    "/catalog.xlsx",
+    summary="The catalog as the compilation guide's table, xlsx",
+    description=_GUIDE,
+    response_class=Response,
+    responses={200: {"content": {_XLSX: {"schema": {"type": "string", "format": "binary"}}}}},
+)
+async def catalog_xlsx(state: StateDep) -> Response:
+    return await _guide(state, guide_xlsx, _XLSX, "xlsx")
