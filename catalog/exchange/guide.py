@@ -83,14 +83,9 @@ def _resource(
 ) -> dict[str, str]:
     meta = contract.catalog
     sharing = meta.sharing
-    conditions = "；".join(
-        part
-        for part in (
-            sharing.conditions,
-            f"依据：{sharing.legal_basis}" if sharing.legal_basis else "",
-        )
-        if part
-    )
+    parts = [(sharing.conditions or "").rstrip("。；; ")]
+    parts.append(f"依据：{sharing.legal_basis}" if sharing.legal_basis else "")
+    conditions = "；".join(part for part in parts if part)
     published = versions[0].published_at if versions else None
     return {
         "信息资源分类": CLASSIFICATION[meta.classification],
