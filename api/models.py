@@ -133,3 +133,21 @@ class Health(BaseModel):
     read_copies_pending: int = Field(
         0, description="Read-optimised copies being built (pages of them read the lake meanwhile)"
     )
+
+
+class SearchHit(CatalogSummary):
+    score: float | None
+    """BM25 relevance to the query (None without one)."""
+    quality_band: str
+    """A (at most 0.1% of the latest delivery's rows quarantined), B (1%), C (5%), D (more),
+    or ``none`` before the first publish."""
+
+
+class SearchPage(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    results: list[SearchHit]
+    facets: dict[str, dict[str, int]]
+    """Per facet, its values' counts among the datasets the query and the other facets'
+    filters select."""

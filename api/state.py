@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime
 import duckdb
 
 from catalog.contracts import Contract, load_contracts
+from catalog.discovery.search import SearchIndex
 from catalog.settings import Settings
 from catalog.sharing.pseudonyms import Pseudonymiser
 from catalog.sharing.reads import key_order_copy
@@ -48,6 +49,7 @@ class AppState:
     warmed: int | None = None
     """The snapshot whose latest versions' key-order copies were queued."""
     _con: duckdb.DuckDBPyConnection | None = None
+    _index: SearchIndex | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -80,6 +82,13 @@ class AppState:
                 if name in self.contracts:
                     self.copies.prepare(key_order_copy(self.contracts[name], version))
         return current
+
+    def search_index(self) -> SearchIndex:
+        """The catalog's search index, built on first use (segmenting loads a dictionary)."""
+        with self._lock:
+            if self._index is None:
+                self._index = SearchIndex(self.contracts.values())
+            return self._index
 
     def now(self) -> datetime:
         return self.clock()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
@@ -12,12 +13,16 @@ from api.models import (
     CatalogSummary,
     DataItemPublic,
     FreshnessState,
+    SearchHit,
+    SearchPage,
     VersionPublic,
 )
 from api.params import PathId, QueryText
 from api.routes.exchange import RDF_MEDIA, VARY_ACCEPT, rdf_format, rdf_response
 from api.state import AppState
 from catalog.contracts import Contract
+from catalog.discovery.search import quality_band as search_quality_band
+from catalog.discovery.search import search
 from catalog.quality.freshness import Freshness, freshness
 from catalog.store.versions import Version
 from catalog.text import Line
@@ -108,6 +113,96 @@ def _selected(
         or (sharing_type and meta.sharing.type != sharing_type)
         or (open is not None and meta.open.open != open)
         or (update_cycle and meta.update_cycle != update_cycle)
+    )
+
+
+SEARCH_SORTS = {
+    "name": lambda c, _: c.catalog.name,
+    "code": lambda c, _: c.catalog.resource_code,
+    "updated": lambda c, latest: (
+        -(latest[c.dataset].published_at.timestamp()) if c.dataset in latest else math.inf
+    ),
+}
+
+
+@router.get(
+    "/search",
+    response_model=SearchPage,
+    summary="Search the catalog (Chinese and English), ranked, with facets",
+    description="Words of names, summaries, keywords, providers and data items; Chinese is "
+    "segmented (人口, 身份证), English stemmed (licences finds licence). Facets: provider "
+    "(department code), classification, sharing_type, open, update_cycle, quality_band, "
+    "freshness; each facet's counts are over the datasets the query and the other facets "
+    "select. Sorted by relevance (with a query) or by `sort`.",
+)
+def search_catalog(
+    state: StateDep,
+    q: Annotated[Line | None, Query(description="Words to find")] = None,
+    provider: QueryText = None,
+    classification: Literal["base", "theme", "department"] | None = None,
+    sharing_type: Literal["unconditional", "conditional", "not_shared"] | None = None,
+    open: Literal["true", "false"] | None = None,
+    update_cycle: Literal["real_time", "daily", "weekly", "monthly", "quarterly", "yearly"]
+    | None = None,
+    quality_band: Literal["A", "B", "C", "D", "none"] | None = None,
+    freshness: Literal["fresh", "stale", "never_published"] | None = None,
+    sort: Literal["relevance", "name", "code", "updated"] = "relevance",
+    limit: int = Query(20, ge=1, le=100),
+    offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
+) -> SearchPage:
+    latest = state.versions().latest_all()
+    fresh = {
+        c.dataset: _freshness(state, c, latest.get(c.dataset)) for c in state.contracts.values()
+    }
+
+    def facet_of(contract: Contract, name: str) -> str:
+        meta, version = contract.catalog, latest.get(contract.dataset)
+        return {
+            "provider": lambda: meta.provider.code,
+            "classification": lambda: meta.classification,
+            "sharing_type": lambda: meta.sharing.type,
+            "open": lambda: "true" if meta.open.open else "false",
+            "update_cycle": lambda: meta.update_cycle,
+            "quality_band": lambda: search_quality_band(
+                version.quality.get("quarantine_rate") if version else None
+            ),
+            "freshness": lambda: fresh[contract.dataset].status,
+        }[name]()
+
+    chosen = {
+        "provider": provider,
+        "classification": classification,
+        "sharing_type": sharing_type,
+        "open": open,
+        "update_cycle": update_cycle,
+        "quality_band": quality_band,
+        "freshness": freshness,
+    }
+    order = None if sort == "relevance" else SEARCH_SORTS[sort]
+    found = search(
+        state.search_index(),
+        state.contracts,
+        q,
+        {name: value for name, value in chosen.items() if value is not None},
+        tuple(chosen),
+        facet_of,
+        (lambda c: order(c, latest)) if order else None,
+        limit,
+        offset,
+    )
+    results = []
+    for name in found.datasets:
+        contract, version = state.contracts[name], latest.get(name)
+        summary = CatalogSummary.of(contract, version, fresh[name])
+        results.append(
+            SearchHit(
+                **summary.model_dump(),
+                score=round(found.scores[name], 4) if name in found.scores else None,
+                quality_band=facet_of(contract, "quality_band"),
+            )
+        )
+    return SearchPage(
+        total=found.total, limit=limit, offset=offset, results=results, facets=found.facets
     )
 
 

@@ -26,6 +26,7 @@ EXPECTED = {
     ("get", "/catalog.ttl"): PUBLIC,
     ("get", "/catalog.csv"): PUBLIC,
     ("get", "/catalog.xlsx"): PUBLIC,
+    ("get", "/catalog/search"): PUBLIC,
     ("get", "/catalog/{dataset}"): PUBLIC,
     ("get", "/catalog/{dataset}/versions/{number}"): PUBLIC,
     ("get", "/datasets/{dataset}/rows"): {"provider", "consumer", "analyst"},

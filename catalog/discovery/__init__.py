@@ -1,0 +1,1 @@
+"""Finding datasets in the catalog."""
