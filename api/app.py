@@ -17,7 +17,7 @@ from api.auth import public_query, route_roles
 from api.deps import StateDep, current_versions
 from api.errors import HANDLERS, BodyLimit, ErrorMessage, message_handler
 from api.models import Health
-from api.routes import catalog, exchange
+from api.routes import catalog, ckan, exchange
 from api.routes.quality import evaluation, notifications, quarantine
 from api.routes.sharing import audit, identity, reads, requests, verification
 from api.state import AppState
@@ -151,6 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (
         exchange,
         catalog,
+        ckan,
         reads,
         verification,
         requests,

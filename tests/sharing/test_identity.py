@@ -27,6 +27,8 @@ EXPECTED = {
     ("get", "/catalog.csv"): PUBLIC,
     ("get", "/catalog.xlsx"): PUBLIC,
     ("get", "/catalog/search"): PUBLIC,
+    ("get", "/api/3/action/{action}"): PUBLIC,
+    ("post", "/api/3/action/{action}"): PUBLIC,
     ("get", "/catalog/{dataset}"): PUBLIC,
     ("get", "/catalog/{dataset}/versions/{number}"): PUBLIC,
     ("get", "/datasets/{dataset}/rows"): {"provider", "consumer", "analyst"},

@@ -1,0 +1,376 @@
+"""CKAN's action API over the catalog (``catalog.exchange.ckan``), at ``/api/3/action/`` and
+``/api/action/``: GET with query parameters or POST with a JSON body, CKAN's envelope
+(``help``, ``success``, ``result``) and its error objects. Catalog metadata only (public):
+reading rows stays with the rows API and its grants.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import state_of
+from api.params import takes_item_filters
+from api.state import AppState
+from catalog.contracts import Contract
+from catalog.discovery.search import quality_band, search
+from catalog.exchange import ckan
+from catalog.quality.freshness import freshness
+
+router = APIRouter(tags=["ckan"])
+PREFIXES = ("/api/3/action", "/api/action")
+CKAN_VERSION = "2.10.0"  # the API version whose shapes these answers follow
+# Each action's parameters as CKAN documents them, including those CKAN clients send and
+# this catalog has nothing to do with (``include_private``: nothing is private here); any
+# other one is refused with its name, as on every route.
+_SHOW = ("id", "include_datasets", "include_users", "include_password_hash")
+PARAMETERS: dict[str, tuple[str, ...]] = {
+    "package_list": ("limit", "offset", "include_private", "include_drafts", "include_deleted"),
+    "package_show": (*_SHOW, "use_default_schema", "include_tracking", "include_plugin_data"),
+    "package_search": (
+        "q",
+        "fq",
+        "rows",
+        "start",
+        "sort",
+        "facet",
+        "facet.field",
+        "facet.limit",
+        "facet.mincount",
+        "include_private",
+        "include_drafts",
+        "include_deleted",
+    ),
+    "organization_list": ("all_fields", "limit", "offset", "sort"),
+    "organization_show": (*_SHOW, "include_dataset_count", "include_extras", "include_groups"),
+    "group_list": ("all_fields", "limit", "offset", "sort"),
+    "tag_list": ("query", "all_fields"),
+    "status_show": (),
+}
+_SEARCH_FACETS = tuple(ckan.FQ_FIELDS)
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, error: dict) -> None:
+        self.status, self.error = status, error
+
+
+def _validation(field: str, message: str) -> _Refused:
+    return _Refused(409, {"__type": "Validation Error", field: [message]})
+
+
+def _int(params: dict, name: str, default: int, low: int, high: int) -> int:
+    value = params.get(name, default)
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise _validation(name, f"Invalid integer: {value!r}") from None
+    if not low <= number <= high:
+        raise _validation(name, f"Must be between {low} and {high}")
+    return number
+
+
+def _flag(params: dict, name: str) -> bool:
+    return str(params.get(name, "false")).lower() in ("true", "1", "yes")
+
+
+def _text(params: dict, name: str) -> str | None:
+    value = params.get(name)
+    if value is not None and not isinstance(value, str):
+        raise _validation(name, "Must be a string")
+    if value is not None and (len(value) > 1000 or "\x00" in value):
+        raise _validation(name, "Must be at most 1,000 characters, without NUL")
+    return value
+
+
+class _Catalog:
+    """What the actions read, once per call: contracts, latest versions, freshness."""
+
+    def __init__(self, request: Request, state: AppState) -> None:
+        self.state = state
+        self.base = (state.settings.public_url or str(request.base_url)).rstrip("/")
+        self.versions = state.versions().by_dataset
+        now = state.now()
+        grace = state.settings.freshness_grace_ratio
+        self.freshness = {
+            name: freshness(c, (self.versions.get(name) or [None])[0], now, grace).status
+            for name, c in state.contracts.items()
+        }
+
+    def package(self, contract: Contract) -> dict:
+        return ckan.package(
+            contract,
+            self.versions.get(contract.dataset, []),
+            self.base,
+            self.freshness[contract.dataset],
+        )
+
+    def contract(self, params: dict, field: str = "id") -> Contract:
+        name = _text(params, field)
+        if not name:
+            raise _validation(field, "Missing value")
+        found = self.state.contracts.get(name)
+        if found is None:
+            raise _Refused(404, {"__type": "Not Found Error", "message": "Not found"})
+        return found
+
+    def facet(self, contract: Contract, name: str) -> str:
+        meta = contract.catalog
+        latest = (self.versions.get(contract.dataset) or [None])[0]
+        return {
+            "provider": lambda: ckan.organization_name(contract),
+            "classification": lambda: meta.classification,
+            "sharing_type": lambda: meta.sharing.type,
+            "open": lambda: "true" if meta.open.open else "false",
+            "update_cycle": lambda: meta.update_cycle,
+            "quality_band": lambda: quality_band(
+                latest.quality.get("quarantine_rate") if latest else None
+            ),
+            "freshness": lambda: self.freshness[contract.dataset],
+        }[name]()
+
+
+def _page(names: list, params: dict) -> list:
+    limit = _int(params, "limit", 1000, 0, 1000)
+    offset = _int(params, "offset", 0, 0, 10**6)
+    return names[offset : offset + limit]
+
+
+def package_list(catalog: _Catalog, params: dict) -> list:
+    return _page(sorted(catalog.state.contracts), params)
+
+
+def package_show(catalog: _Catalog, params: dict) -> dict:
+    return catalog.package(catalog.contract(params))
+
+
+def _facet_fields(params: dict) -> list[str]:
+    raw = params.get("facet.field")
+    if raw is None:
+        return []
+    try:
+        fields = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        raise _validation("facet.field", "Must be a JSON list of field names") from None
+    if not isinstance(fields, list) or not all(f in _SEARCH_FACETS for f in fields):
+        raise _validation("facet.field", f"Fields to count: {list(_SEARCH_FACETS)}")
+    return fields
+
+
+def package_search(catalog: _Catalog, params: dict) -> dict:
+    q = _text(params, "q")
+    q = None if q in (None, "", "*:*") else q
+    try:
+        filters = ckan.parse_fq(_text(params, "fq"))
+        order = ckan.parse_sort(_text(params, "sort"))
+    except ckan.CkanInputError as error:
+        raise _validation(error.field, str(error)) from None
+    tag_filter = filters.pop("tags", None)
+    rows = _int(params, "rows", 10, 0, 1000)
+    start = _int(params, "start", 0, 0, 10**6)
+    fields = _facet_fields(params)
+    contracts = {
+        name: c
+        for name, c in catalog.state.contracts.items()
+        if tag_filter is None or tag_filter in c.catalog.keywords
+    }
+    key = None
+    if order is not None:
+        field = order[0]
+        packages = {name: catalog.package(c) for name, c in contracts.items()}
+
+        def key(contract: Contract) -> tuple:
+            value = {
+                "name": contract.dataset,
+                "title_string": contract.catalog.name,
+                "metadata_modified": packages[contract.dataset]["metadata_modified"] or "",
+                "metadata_created": packages[contract.dataset]["metadata_created"] or "",
+            }[field]
+            return (value,)
+
+    found = search(
+        catalog.state.search_index(),
+        contracts,
+        q,
+        filters,
+        tuple(f for f in ckan.FQ_FIELDS.values() if f != "tags"),
+        catalog.facet,
+        key,
+        10**6,
+        0,
+    )
+    names = found.datasets
+    if order is not None and order[1]:
+        names = list(reversed(names))
+    chosen = [catalog.package(catalog.state.contracts[n]) for n in names[start : start + rows]]
+    return {
+        "count": found.total,
+        "results": chosen,
+        "sort": _text(params, "sort") or "score desc, metadata_modified desc",
+        "facets": {f: _counts(catalog, names, f) for f in fields},
+        "search_facets": {
+            f: {
+                "title": f,
+                "items": [
+                    {"name": k, "display_name": k, "count": v}
+                    for k, v in sorted(_counts(catalog, names, f).items())
+                ],
+            }
+            for f in fields
+        },
+    }
+
+
+def _counts(catalog: _Catalog, names: list[str], field: str) -> dict[str, int]:
+    counts: Counter[str] = Counter()
+    for name in names:
+        package = catalog.package(catalog.state.contracts[name])
+        if field == "organization":
+            counts[package["organization"]["name"]] += 1
+        elif field == "groups":
+            counts.update(g["name"] for g in package["groups"])
+        elif field == "tags":
+            counts.update(t["name"] for t in package["tags"])
+        else:
+            counts[catalog.facet(catalog.state.contracts[name], ckan.FQ_FIELDS[field])] += 1
+    return dict(counts)
+
+
+def _organizations(catalog: _Catalog) -> dict[str, tuple[Contract, int]]:
+    found: dict[str, tuple[Contract, int]] = {}
+    for contract in catalog.state.contracts.values():
+        name = ckan.organization_name(contract)
+        found[name] = (contract, found.get(name, (contract, 0))[1] + 1)
+    return found
+
+
+def organization_list(catalog: _Catalog, params: dict) -> list:
+    found = _organizations(catalog)
+    if _flag(params, "all_fields"):
+        return _page([ckan.organization(c, n) for _, (c, n) in sorted(found.items())], params)
+    return _page(sorted(found), params)
+
+
+def organization_show(catalog: _Catalog, params: dict) -> dict:
+    name = _text(params, "id")
+    found = _organizations(catalog).get((name or "").lower())
+    if not name or found is None:
+        raise _Refused(404, {"__type": "Not Found Error", "message": "Not found"})
+    contract, count = found
+    result = ckan.organization(contract, count)
+    if _flag(params, "include_datasets"):
+        result["packages"] = [
+            catalog.package(c)
+            for c in catalog.state.contracts.values()
+            if ckan.organization_name(c) == result["name"]
+        ]
+    return result
+
+
+def group_list(catalog: _Catalog, params: dict) -> list:
+    counts = Counter(c.catalog.classification for c in catalog.state.contracts.values())
+    if _flag(params, "all_fields"):
+        return _page([ckan.group(code, n) for code, n in sorted(counts.items())], params)
+    return _page(sorted(counts), params)
+
+
+def tag_list(catalog: _Catalog, params: dict) -> list:
+    query = (_text(params, "query") or "").lower()
+    tags = sorted(
+        {
+            w
+            for c in catalog.state.contracts.values()
+            for w in c.catalog.keywords
+            if query in w.lower()
+        }
+    )
+    if _flag(params, "all_fields"):
+        return [{"id": t, "name": t, "display_name": t, "vocabulary_id": None} for t in tags]
+    return tags
+
+
+def status_show(catalog: _Catalog, params: dict) -> dict:
+    settings = catalog.state.settings
+    return {
+        "ckan_version": CKAN_VERSION,
+        "site_title": "govshare",
+        "site_description": f"{settings.office_name} — {settings.office_name_en}",
+        "site_url": catalog.base,
+        "locale_default": "zh_Hans_CN",
+        "extensions": ["govshare"],
+    }
+
+
+ACTIONS: dict[str, Callable[[_Catalog, dict], object]] = {
+    "package_list": package_list,
+    "package_show": package_show,
+    "package_search": package_search,
+    "organization_list": organization_list,
+    "organization_show": organization_show,
+    "group_list": group_list,
+    "tag_list": tag_list,
+    "status_show": status_show,
+}
+
+
+def _action_parameters(request: Request) -> list[str]:
+    return list(PARAMETERS.get(request.path_params.get("action", ""), ()))
+
+
+def _envelope(request: Request, action: str, body: dict, status: int = 200) -> JSONResponse:
+    help_url = f"{str(request.base_url).rstrip('/')}/api/3/action/help_show?name={action}"
+    return JSONResponse({"help": help_url, **body}, status_code=status)
+
+
+async def _arguments(request: Request) -> dict:
+    if request.method == "GET":
+        return dict(request.query_params)
+    raw = await request.body()
+    if not raw.strip():
+        return dict(request.query_params)
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise _Refused(400, {"__type": "Bad request", "message": "Body is not JSON"}) from None
+    if not isinstance(body, dict):
+        raise _Refused(400, {"__type": "Bad request", "message": "Body must be a JSON object"})
+    unknown = sorted(set(body) - set(PARAMETERS[request.path_params["action"]]))
+    if unknown:
+        raise _validation(unknown[0], "Unknown parameter")
+    return {**dict(request.query_params), **body}
+
+
+@takes_item_filters(_action_parameters)
+async def ckan_action(request: Request, action: str) -> JSONResponse:
+    if action not in ACTIONS:
+        error = {"__type": "Bad request", "message": f"Action name not known: {action}"}
+        return _envelope(request, action, {"success": False, "error": error}, 400)
+    try:
+        params = await _arguments(request)
+        state = state_of(request)
+
+        def run() -> object:  # the lake's versions and the search index: not on the loop
+            return ACTIONS[action](_Catalog(request, state), params)
+
+        result = await run_in_threadpool(run)
+    except _Refused as refused:
+        body = {"success": False, "error": refused.error}
+        return _envelope(request, action, body, refused.status)
+    return _envelope(request, action, {"success": True, "result": result})
+
+
+for _prefix in PREFIXES:
+    router.add_api_route(
+        f"{_prefix}/{{action}}",
+        ckan_action,
+        methods=["GET", "POST"],
+        summary="CKAN action API (catalog metadata)",
+        description="CKAN's actions over the catalog: " + ", ".join(ACTIONS) + ". GET with "
+        "query parameters or POST with a JSON body; CKAN's envelope and error objects.",
+        include_in_schema=_prefix == PREFIXES[0],
+    )
