@@ -104,7 +104,7 @@ def _document_errors(route: APIRoute, roles: tuple[str, ...] | None) -> None:
         route.responses[code] = {
             "description": _ERRORS[code],
             **given,
-            "model": ErrorMessage,
+            "model": given.get("model", ErrorMessage),  # a route's own error shape (CKAN's)
         }
 
 

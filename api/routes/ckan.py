@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import state_of
@@ -23,6 +25,23 @@ from catalog.exchange import ckan
 from catalog.quality.freshness import freshness
 
 router = APIRouter(tags=["ckan"])
+
+
+class CkanAnswer(BaseModel):
+    """CKAN's envelope: ``result`` on success, ``error`` (``__type`` and the details) not."""
+
+    help: str
+    success: bool
+    result: Any = None
+    error: dict[str, Any] | None = None
+
+
+_ANSWERS = {
+    200: {"model": CkanAnswer, "description": "CKAN's envelope with the action's result"},
+    400: {"model": CkanAnswer, "description": "Unknown action, or a body not a JSON object"},
+    404: {"model": CkanAnswer, "description": "No such package or organization"},
+    409: {"model": CkanAnswer, "description": "A parameter is not valid; the error names it"},
+}
 PREFIXES = ("/api/3/action", "/api/action")
 CKAN_VERSION = "2.10.0"  # the API version whose shapes these answers follow
 # Each action's parameters as CKAN documents them, including those CKAN clients send and
@@ -373,4 +392,6 @@ for _prefix in PREFIXES:
         description="CKAN's actions over the catalog: " + ", ".join(ACTIONS) + ". GET with "
         "query parameters or POST with a JSON body; CKAN's envelope and error objects.",
         include_in_schema=_prefix == PREFIXES[0],
+        response_model=None,
+        responses=_ANSWERS,
     )

@@ -88,6 +88,7 @@ PARAMS = {
     "grant_id": "999",
     "username": "nobody",
     "token_id": "99999",
+    "action": "status_show",
 }
 
 
