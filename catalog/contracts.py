@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from stdnum.cn import uscc
 
 IDENTIFIER = r"^[a-z][a-z0-9_]{0,62}$"
+RESERVED_NAMES = frozenset({"search"})
+"""Dataset names taken by routes beside ``/catalog/<dataset>`` (``/catalog/search``)."""
 Identifier = Annotated[str, Field(pattern=IDENTIFIER)]
 
 FieldType = Literal["string", "integer", "decimal", "date", "timestamp", "boolean", "geojson"]
@@ -386,6 +388,11 @@ def load_contract(path: Path) -> Contract:
         raise ContractError(_format_error(path, exc)) from exc
     if contract.dataset != path.stem:
         raise ContractError(f"{path}: at dataset: {contract.dataset!r} must match the file name")
+    if contract.dataset in RESERVED_NAMES:
+        raise ContractError(
+            f"{path}: at dataset: {contract.dataset!r} is a name the catalog's own routes use "
+            f"(reserved: {', '.join(sorted(RESERVED_NAMES))})"
+        )
     return contract
 
 

@@ -132,3 +132,14 @@ def test_fifteen_digit_numbers_are_a_flag_of_the_identity_item(tmp_path):
         .item("id_number")
         .legacy_15_digit
     )
+
+
+def test_a_dataset_may_not_take_a_name_the_catalog_routes_use(tmp_path):
+    """``/catalog/search`` is the search: a dataset named ``search`` could never be reached
+    at ``/catalog/<dataset>``."""
+    text = (REPO_ROOT / "schemas" / "geography.yaml").read_text(encoding="utf-8")
+    (tmp_path / "search.yaml").write_text(
+        text.replace("dataset: geography", "dataset: search"), encoding="utf-8"
+    )
+    with pytest.raises(ContractError, match="reserved"):
+        load_contracts(tmp_path)

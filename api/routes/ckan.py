@@ -7,6 +7,7 @@ reading rows stays with the rows API and its grants.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -50,7 +51,13 @@ CKAN_VERSION = "2.10.0"  # the API version whose shapes these answers follow
 _SHOW = ("id", "include_datasets", "include_users", "include_password_hash")
 PARAMETERS: dict[str, tuple[str, ...]] = {
     "package_list": ("limit", "offset", "include_private", "include_drafts", "include_deleted"),
-    "package_show": (*_SHOW, "use_default_schema", "include_tracking", "include_plugin_data"),
+    "package_show": (
+        *_SHOW,
+        "name_or_id",
+        "use_default_schema",
+        "include_tracking",
+        "include_plugin_data",
+    ),
     "package_search": (
         "q",
         "fq",
@@ -64,10 +71,14 @@ PARAMETERS: dict[str, tuple[str, ...]] = {
         "include_private",
         "include_drafts",
         "include_deleted",
+        "fl",
+        "callback",
     ),
     "organization_list": ("all_fields", "limit", "offset", "sort"),
     "organization_show": (*_SHOW, "include_dataset_count", "include_extras", "include_groups"),
     "group_list": ("all_fields", "limit", "offset", "sort"),
+    "group_show": (*_SHOW, "include_dataset_count", "include_extras", "include_groups"),
+    "help_show": ("name",),
     "tag_list": ("query", "all_fields"),
     "status_show": (),
 }
@@ -83,12 +94,18 @@ def _validation(field: str, message: str) -> _Refused:
     return _Refused(409, {"__type": "Validation Error", field: [message]})
 
 
-def _int(params: dict, name: str, default: int, low: int, high: int) -> int:
+def _int(params: dict, name: str, default: int, low: int, high: int, cap: bool = False) -> int:
+    """A whole number (as CKAN's natural number validator: no booleans, no fractions),
+    within [low, high]; beyond ``high`` cut to it where ``cap`` (CKAN caps ``rows``)."""
     value = params.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise _validation(name, "Invalid integer")
     try:
         number = int(value)
-    except (TypeError, ValueError):
-        raise _validation(name, f"Invalid integer: {value!r}") from None
+    except (ValueError, OverflowError):
+        raise _validation(name, "Invalid integer") from None
+    if cap and number > high:
+        return high
     if not low <= number <= high:
         raise _validation(name, f"Must be between {low} and {high}")
     return number
@@ -98,12 +115,15 @@ def _flag(params: dict, name: str) -> bool:
     return str(params.get(name, "false")).lower() in ("true", "1", "yes")
 
 
+_UNSAFE = re.compile("[\x00\ud800-\udfff]")  # NUL, lone surrogates (not encodable)
+
+
 def _text(params: dict, name: str) -> str | None:
     value = params.get(name)
     if value is not None and not isinstance(value, str):
         raise _validation(name, "Must be a string")
-    if value is not None and (len(value) > 1000 or "\x00" in value):
-        raise _validation(name, "Must be at most 1,000 characters, without NUL")
+    if value is not None and (len(value) > 1000 or _UNSAFE.search(value)):
+        raise _validation(name, "Must be at most 1,000 characters of text")
     return value
 
 
@@ -165,6 +185,9 @@ def package_list(catalog: _Catalog, params: dict) -> list:
 
 
 def package_show(catalog: _Catalog, params: dict) -> dict:
+    """One package (``id``, or ``name_or_id`` as older clients send)."""
+    if "id" not in params and "name_or_id" in params:
+        params = {**params, "id": params["name_or_id"]}
     return catalog.package(catalog.contract(params))
 
 
@@ -174,9 +197,11 @@ def _facet_fields(params: dict) -> list[str]:
         return []
     try:
         fields = json.loads(raw) if isinstance(raw, str) else raw
-    except ValueError:
+    except (ValueError, RecursionError):
         raise _validation("facet.field", "Must be a JSON list of field names") from None
-    if not isinstance(fields, list) or not all(f in _SEARCH_FACETS for f in fields):
+    if not isinstance(fields, list) or not all(
+        isinstance(f, str) and f in _SEARCH_FACETS for f in fields
+    ):
         raise _validation("facet.field", f"Fields to count: {list(_SEARCH_FACETS)}")
     return fields
 
@@ -188,9 +213,11 @@ def package_search(catalog: _Catalog, params: dict) -> dict:
         filters = ckan.parse_fq(_text(params, "fq"))
         order = ckan.parse_sort(_text(params, "sort"))
     except ckan.CkanInputError as error:
-        raise _validation(error.field, str(error)) from None
+        raise _Refused(
+            400, {"__type": "Search Query Error", "message": f"{error.field}: {error}"}
+        ) from None
     tag_filter = filters.pop("tags", None)
-    rows = _int(params, "rows", 10, 0, 1000)
+    rows = _int(params, "rows", 10, 0, 1000, cap=True)
     start = _int(params, "start", 0, 0, 10**6)
     fields = _facet_fields(params)
     contracts = {
@@ -205,6 +232,7 @@ def package_search(catalog: _Catalog, params: dict) -> dict:
 
         def key(contract: Contract) -> tuple:
             value = {
+                "id": contract.dataset,
                 "name": contract.dataset,
                 "title_string": contract.catalog.name,
                 "metadata_modified": packages[contract.dataset]["metadata_modified"] or "",
@@ -230,19 +258,34 @@ def package_search(catalog: _Catalog, params: dict) -> dict:
     return {
         "count": found.total,
         "results": chosen,
-        "sort": _text(params, "sort") or "score desc, metadata_modified desc",
+        "sort": ", ".join(f"{f} {'desc' if d else 'asc'}" for f, d in [order])
+        if order
+        else "score desc, metadata_modified desc",
         "facets": {f: _counts(catalog, names, f) for f in fields},
         "search_facets": {
             f: {
                 "title": f,
-                "items": [
-                    {"name": k, "display_name": k, "count": v}
-                    for k, v in sorted(_counts(catalog, names, f).items())
-                ],
+                "items": sorted(
+                    (
+                        {"name": k, "display_name": _display(catalog, f, k), "count": v}
+                        for k, v in _counts(catalog, names, f).items()
+                    ),
+                    key=lambda item: (-item["count"], item["name"]),
+                ),
             }
             for f in fields
         },
     }
+
+
+def _display(catalog: _Catalog, field: str, value: str) -> str:
+    """A facet value as CKAN shows it: an organization's or group's title."""
+    if field == "organization":
+        found = _organizations(catalog).get(value)
+        return found[0].catalog.provider.name if found else value
+    if field == "groups":
+        return ckan.GROUP_TITLES.get(value, value)
+    return value
 
 
 def _counts(catalog: _Catalog, names: list[str], field: str) -> dict[str, int]:
@@ -298,6 +341,29 @@ def group_list(catalog: _Catalog, params: dict) -> list:
     return _page(sorted(counts), params)
 
 
+def group_show(catalog: _Catalog, params: dict) -> dict:
+    code = _text(params, "id")
+    count = sum(1 for c in catalog.state.contracts.values() if c.catalog.classification == code)
+    if code not in ckan.GROUP_TITLES or not count:
+        raise _Refused(404, {"__type": "Not Found Error", "message": "Not found"})
+    result = ckan.group(code, count)
+    if _flag(params, "include_datasets"):
+        result["packages"] = [
+            catalog.package(c)
+            for c in catalog.state.contracts.values()
+            if c.catalog.classification == code
+        ]
+    return result
+
+
+def help_show(catalog: _Catalog, params: dict) -> str:
+    """What an action does (the ``help`` link of every answer points here)."""
+    name = _text(params, "name")
+    if name not in ACTIONS:
+        raise _Refused(404, {"__type": "Not Found Error", "message": "Not found"})
+    return (ACTIONS[name].__doc__ or name).strip()
+
+
 def tag_list(catalog: _Catalog, params: dict) -> list:
     query = (_text(params, "query") or "").lower()
     tags = sorted(
@@ -332,6 +398,8 @@ ACTIONS: dict[str, Callable[[_Catalog, dict], object]] = {
     "organization_list": organization_list,
     "organization_show": organization_show,
     "group_list": group_list,
+    "group_show": group_show,
+    "help_show": help_show,
     "tag_list": tag_list,
     "status_show": status_show,
 }
@@ -354,13 +422,14 @@ async def _arguments(request: Request) -> dict:
         return dict(request.query_params)
     try:
         body = json.loads(raw)
-    except ValueError:
-        raise _Refused(400, {"__type": "Bad request", "message": "Body is not JSON"}) from None
+    except (ValueError, RecursionError):
+        raise _Refused(400, {"__type": "JSON Error", "message": "Body is not JSON"}) from None
     if not isinstance(body, dict):
         raise _Refused(400, {"__type": "Bad request", "message": "Body must be a JSON object"})
     unknown = sorted(set(body) - set(PARAMETERS[request.path_params["action"]]))
     if unknown:
-        raise _validation(unknown[0], "Unknown parameter")
+        shown = _UNSAFE.sub("\ufffd", unknown[0][:100])
+        raise _validation(shown, "Unknown parameter")
     return {**dict(request.query_params), **body}
 
 

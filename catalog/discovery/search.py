@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -30,10 +31,24 @@ jieba.setLogLevel(logging.WARNING)  # it logs its dictionary load at INFO
 # Field weights: how much a word found there counts.
 WEIGHTS = {"name": 3.0, "keywords": 2.5, "items": 1.5, "provider": 1.0, "summary": 1.0}
 # Words of everyday speech and the catalog's own for the same thing (both sides as tokens).
-SYNONYMS = {"执照": "证照", "许可证": "证照", "身份证号": "身份证", "licens": "licenc"}
+SYNONYMS = {
+    "执照": "证照",
+    "许可证": "证照",
+    "身份证号": "身份证",
+    "身份证号码": "身份证",
+    "户口": "户籍",
+    "地图": "地理",
+    "licens": "licenc",
+    "map": "geographi",
+    "enterpris": "compani",
+}
 QUALITY_BANDS = ((0.001, "A"), (0.01, "B"), (0.05, "C"))  # share of rows quarantined, at most
-_WORDS = re.compile(r"[\u3400-\u9fff]+|[A-Za-z0-9]+")
-_CJK = re.compile(r"[\u3400-\u9fff]")
+# Han characters (the main blocks and extension A, compatibility ideographs, extensions B+).
+_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+_WORDS = re.compile(f"[{_HAN}]+|[A-Za-z0-9]+")
+_CJK = re.compile(f"[{_HAN}]")
+# English words too common to tell datasets apart (and Solr's operators, typed as words).
+STOPWORDS = {"a", "an", "and", "by", "for", "in", "of", "on", "or", "not", "the", "to", "with"}
 _K1, _B = 1.2, 0.75  # BM25's usual constants
 
 
@@ -42,13 +57,16 @@ def _stemmer():
     return snowballstemmer.stemmer("english")
 
 
-def tokens(text: str) -> list[str]:
-    """The search words of a text: Chinese segmented, English lower-cased and stemmed."""
+def tokens(text: str, precise: bool = False) -> list[str]:
+    """The search words of a text: Chinese segmented (search mode: a long word and the words
+    inside it; ``precise``: the long word only), English lower-cased and stemmed, common
+    English words left out. Full-width letters count as the letters they are (NFKC)."""
     out: list[str] = []
-    for piece in _WORDS.findall(text):
+    for piece in _WORDS.findall(unicodedata.normalize("NFKC", text)):
         if _CJK.match(piece):
-            out += [word for word in jieba.lcut_for_search(piece) if word.strip()]
-        else:
+            cut = jieba.lcut(piece) if precise else jieba.lcut_for_search(piece)
+            out += [word for word in cut if word.strip()]
+        elif piece.lower() not in STOPWORDS:
             out.append(_stemmer().stemWord(piece.lower()))
     return [SYNONYMS.get(word, word) for word in out]
 
@@ -89,10 +107,20 @@ class SearchIndex:
             word: math.log(1 + (count - n + 0.5) / (n + 0.5)) for word, n in frequency.items()
         }
 
+    def query_words(self, query: str) -> list[str]:
+        """The query's words: segmented precisely (身份证号 stays one word, not 身份 and 证号,
+        which other datasets have), and a word the catalog does not have replaced by the
+        words inside it (营业执照 → 营业, 执照 → 证照)."""
+        words: list[str] = []
+        for word in tokens(query, precise=True):
+            known = word in self._idf or not _CJK.match(word)
+            words += [word] if known else tokens(word)
+        return list(dict.fromkeys(words))
+
     def scores(self, query: str) -> dict[str, float]:
         """BM25 score of every dataset with at least one of the query's words (each word
         counted once)."""
-        words = list(dict.fromkeys(tokens(query)))
+        words = self.query_words(query)
         found: dict[str, float] = {}
         for document in self.documents:
             score = 0.0
@@ -136,7 +164,8 @@ def search(
     """The page of datasets matching ``query`` (all, without one) and every facet filter
     (facet name → value, as ``facet_of`` gives a contract's), by relevance (score, then
     name) or by ``sort_key``, and the counts of each of ``facets``."""
-    scores = index.scores(query) if query and tokens(query) else None
+    # A query with no words to search (punctuation, emoji) finds nothing, not everything.
+    scores = index.scores(query) if query and query.strip() else None
     matched = [c for c in contracts.values() if scores is None or c.dataset in scores]
 
     def passes(contract: Contract, skip: str | None = None) -> bool:

@@ -32,7 +32,7 @@ FQ_FIELDS = {
     "quality_band": "quality_band",
     "freshness": "freshness",
 }
-SORTS = {"score", "name", "title_string", "metadata_modified", "metadata_created"}
+SORTS = {"score", "id", "name", "title_string", "metadata_modified", "metadata_created"}
 _TERM = re.compile(r"^\+?([a-z_]+):(.+)$")
 
 
@@ -183,7 +183,11 @@ def parse_fq(fq: str | None) -> dict[str, str]:
                 "fq",
                 f"unsupported fq term {term!r}; use field:value with one of {sorted(FQ_FIELDS)}",
             )
-        filters[FQ_FIELDS[match.group(1)]] = match.group(2).strip('"')
+        value = match.group(2).strip('"')
+        # Organization names are lower case (CKAN's); the code may come in either case.
+        filters[FQ_FIELDS[match.group(1)]] = (
+            value.lower() if match.group(1) == "organization" else value
+        )
     return filters
 
 
@@ -192,9 +196,13 @@ def parse_sort(sort: str | None) -> tuple[str, bool] | None:
     decides (score: relevance)."""
     if not sort or not sort.strip():
         return None
-    first = sort.split(",")[0].split()
-    if not first or first[0] not in SORTS or (len(first) > 1 and first[1] not in ("asc", "desc")):
-        raise CkanInputError("sort", f"cannot sort by {sort!r}; fields: {sorted(SORTS)}")
+    clauses = [clause.split() for clause in sort.split(",")]
+    for clause in clauses:  # every clause valid; the first decides
+        if not clause or clause[0] not in SORTS or len(clause) > 2:
+            raise CkanInputError("sort", f"cannot sort so; fields: {sorted(SORTS)}")
+        if len(clause) == 2 and clause[1] not in ("asc", "desc"):
+            raise CkanInputError("sort", "each field is followed by asc or desc")
+    first = clauses[0]
     if first[0] == "score":
         return None
     return first[0], len(first) > 1 and first[1] == "desc"

