@@ -25,6 +25,7 @@ import bisect
 import contextlib
 import json
 import shutil
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 
 from catalog.contracts import Contract, DataItem
+from catalog.exchange.datapackage import DATA_FILE, datapackage
 from catalog.ingest.rules import SQL_TYPES
 from catalog.sharing.access import Scope, filter_sql
 from catalog.sharing.masking import item_value_sql
@@ -47,7 +49,7 @@ from catalog.store.copies import COPY_TABLE, ORDINAL, CopySpec, ReadCopies
 from catalog.store.versions import Version, version_relation
 from catalog.text import InputError
 
-ExportFormat = Literal["csv", "csv_excel", "xlsx", "parquet", "geojson"]
+ExportFormat = Literal["csv", "csv_excel", "xlsx", "parquet", "geojson", "datapackage"]
 EXPORT_FORMATS: dict[str, str] = {
     "csv": "CSV in UTF-8, data item names as headers (for programs)",
     "csv_excel": "CSV in UTF-8 with a byte-order mark, the items' Chinese labels as headers "
@@ -56,6 +58,8 @@ EXPORT_FORMATS: dict[str, str] = {
     "parquet": "Parquet (zstd), data item names as columns",
     "geojson": "GeoJSON FeatureCollection: the geojson item as each feature's geometry, the "
     "other items as its properties (datasets with a geojson item)",
+    "datapackage": "Frictionless data package (zip): datapackage.json with a Table Schema of "
+    "the items as this scope shows them, and the rows as data.csv",
 }
 """Export formats and what each file holds."""
 XLSX_MAX_ROWS = 1_048_575
@@ -646,9 +650,33 @@ def export_file(
         return _copy(con, query, path, "FORMAT parquet, COMPRESSION zstd")
     if fmt == "csv_excel":
         return _export_csv_excel(con, contract, version, scope, path, pseudonym_key)
+    if fmt == "datapackage":
+        return _export_datapackage(con, contract, version, scope, path, pseudonym_key)
     if fmt == "xlsx":
         return _export_xlsx(con, contract, version, scope, path, pseudonym_key)
     return _export_geojson(con, contract, version, scope, path, pseudonym_key)
+
+
+def _export_datapackage(
+    con: duckdb.DuckDBPyConnection,
+    contract: Contract,
+    version: Version,
+    scope: Scope,
+    path: Path,
+    pseudonym_key: bytes,
+) -> int:
+    """A zip of ``datapackage.json`` and ``data.csv``. The CSV keeps values as they are (no
+    formula guard: a data package is read by programs against its schema, and a leading
+    quote would break the patterns it declares)."""
+    query, _ = _selection(contract, version, scope, pseudonym_key, neutralise=False)
+    data = path.with_suffix(".data.csv")
+    rows = _copy(con, query, data, "FORMAT csv, HEADER true")
+    descriptor = json.dumps(datapackage(contract, version, scope), ensure_ascii=False, indent=2)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("datapackage.json", descriptor)
+        archive.write(data, DATA_FILE)
+    data.unlink()
+    return rows
 
 
 def _export_csv_excel(

@@ -368,3 +368,43 @@ def test_a_failed_export_leaves_no_file_behind(small_world):
     client, token, settings = small_world
     client.get("/datasets/geography/export?format=xlsx", headers=bearer(token))  # the 422
     assert not any(settings.folder("tmp").glob("export-*"))
+
+
+@pytest.mark.parametrize("under_grant", [False, True], ids=["unconditional", "grant"])
+def test_the_data_package_validates_and_holds_the_csv_exports_rows(
+    env, contracts, legal_grant, tmp_path, under_grant
+):
+    """A Frictionless data package (issue 11 §7): ``datapackage.json`` with a Table Schema
+    of the items as the scope shows them, the rows as the CSV export has them; the
+    ``frictionless`` package finds no error in it (types, constraints, primary key)."""
+    import zipfile
+
+    from frictionless import Package, system
+
+    client, tokens, _, _ = env
+    grant = legal_grant if under_grant else None
+    reference = _export(client, tokens["analyst_b"], "legal_persons", "csv", grant)
+    names, expected = _csv_rows(reference.content)
+    response = _export(client, tokens["analyst_b"], "legal_persons", "datapackage", grant)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        assert sorted(archive.namelist()) == ["data.csv", "datapackage.json"]
+        archive.extractall(tmp_path)
+    descriptor = json.loads((tmp_path / "datapackage.json").read_text(encoding="utf-8"))
+    schema = descriptor["resources"][0]["schema"]
+    assert [f["name"] for f in schema["fields"]] == names
+    header, rows = _csv_rows((tmp_path / "data.csv").read_bytes())
+    assert header == names and len(rows) == len(expected)
+    contract = contracts["legal_persons"]
+    fields = {f["name"]: f for f in schema["fields"]}
+    if under_grant:  # uscc in clear: typed, constrained, the primary key
+        assert schema["primaryKey"] == ["uscc"] and fields["uscc"]["type"] == "string"
+    else:  # the representative's identity number is pseudonymised: no constraints on it
+        assert "constraints" not in fields["legal_rep_id"]
+        assert "pseudonymised" in fields["legal_rep_id"]["description"]
+    typed = {item.name for item in contract.items if item.type == "date"} & set(names)
+    assert all(fields[name]["type"] == "date" for name in typed)
+    with system.use_context(trusted=True):
+        report = Package(str(tmp_path / "datapackage.json")).validate()
+    assert report.valid, report.flatten(["type", "note", "fieldName", "rowNumber"])[:5]

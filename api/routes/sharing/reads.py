@@ -68,8 +68,12 @@ _MEDIA: dict[str, str] = {
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "parquet": "application/vnd.apache.parquet",
     "geojson": "application/geo+json",
+    "datapackage": "application/zip",
 }
-_SUFFIX = {"csv_excel": "csv"}  # file name suffix where it is not the format's name
+_SUFFIX = {
+    "csv_excel": "csv",
+    "datapackage": "zip",
+}  # file name suffix where it is not the format's name
 _FORMAT_HELP = "File format: " + "; ".join(f"`{k}`: {v}" for k, v in EXPORT_FORMATS.items())
 
 
