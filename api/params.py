@@ -102,8 +102,9 @@ def takes_item_filters(items: Callable[[Request], Iterable[str]]) -> Callable:
 
 def undeclared_query(request: Request) -> list[tuple[str, str]]:
     """The query parameters the matched route does not declare, each value in order."""
-    dependant = getattr(request.scope.get("route"), "dependant", None)
-    declared = declared_query(dependant) if dependant is not None else set()
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    declared = _declared(route, dependant) if dependant is not None else frozenset()
     return [(k, v) for k, v in request.query_params.multi_items() if k not in declared]
 
 

@@ -19,6 +19,8 @@ import duckdb
 
 from catalog.contracts import Contract, load_contracts
 from catalog.discovery.search import SearchIndex
+from catalog.quality.freshness import Freshness
+from catalog.quality.freshness import freshness as dataset_freshness
 from catalog.settings import Settings
 from catalog.sharing.pseudonyms import Pseudonymiser
 from catalog.sharing.reads import key_order_copy
@@ -28,7 +30,7 @@ from catalog.state.memo import AccessMemo
 from catalog.store.copies import ReadCopies
 from catalog.store.lake import Lake
 from catalog.store.snapshots import SnapshotProbe
-from catalog.store.versions import VersionIndex, VersionsAt
+from catalog.store.versions import Version, VersionIndex, VersionsAt
 
 
 def utc_now() -> datetime:
@@ -89,6 +91,10 @@ class AppState:
             if self._index is None:
                 self._index = SearchIndex(self.contracts.values())
             return self._index
+
+    def freshness(self, contract: Contract, latest: Version | None) -> Freshness:
+        """The dataset's freshness against its update cycle, now."""
+        return dataset_freshness(contract, latest, self.now(), self.settings.freshness_grace_ratio)
 
     def now(self) -> datetime:
         return self.clock()

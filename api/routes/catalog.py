@@ -19,12 +19,8 @@ from api.models import (
 )
 from api.params import PathId, QueryText
 from api.routes.exchange import RDF_MEDIA, VARY_ACCEPT, rdf_format, rdf_response
-from api.state import AppState
 from catalog.contracts import Contract
-from catalog.discovery.search import quality_band as search_quality_band
-from catalog.discovery.search import search
-from catalog.quality.freshness import Freshness, freshness
-from catalog.store.versions import Version
+from catalog.discovery.search import FACETS, facet_value, search
 from catalog.text import Line
 
 router = APIRouter(prefix="/catalog", tags=["catalog"])
@@ -45,10 +41,6 @@ def _matches_text(contract: Contract, q: str) -> bool:
         ]
     ).lower()
     return all(word in haystack for word in q.lower().split())
-
-
-def _freshness(state: AppState, contract: Contract, latest: Version | None) -> Freshness:
-    return freshness(contract, latest, state.now(), state.settings.freshness_grace_ratio)
 
 
 @router.get(
@@ -92,7 +84,7 @@ async def list_catalog(
     entries = []
     for contract in chosen:
         version = latest.get(contract.dataset)
-        entries.append(CatalogSummary.of(contract, version, _freshness(state, contract, version)))
+        entries.append(CatalogSummary.of(contract, version, state.freshness(contract, version)))
     return entries
 
 
@@ -151,23 +143,11 @@ def search_catalog(
     offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
 ) -> SearchPage:
     latest = state.versions().latest_all()
-    fresh = {
-        c.dataset: _freshness(state, c, latest.get(c.dataset)) for c in state.contracts.values()
-    }
+    fresh = {c.dataset: state.freshness(c, latest.get(c.dataset)) for c in state.contracts.values()}
 
     def facet_of(contract: Contract, name: str) -> str:
-        meta, version = contract.catalog, latest.get(contract.dataset)
-        return {
-            "provider": lambda: meta.provider.code,
-            "classification": lambda: meta.classification,
-            "sharing_type": lambda: meta.sharing.type,
-            "open": lambda: "true" if meta.open.open else "false",
-            "update_cycle": lambda: meta.update_cycle,
-            "quality_band": lambda: search_quality_band(
-                version.quality.get("quarantine_rate") if version else None
-            ),
-            "freshness": lambda: fresh[contract.dataset].status,
-        }[name]()
+        status = fresh[contract.dataset].status
+        return facet_value(contract, name, latest.get(contract.dataset), status)
 
     chosen = {
         "provider": provider,
@@ -184,7 +164,7 @@ def search_catalog(
         state.contracts,
         q,
         {name: value for name, value in chosen.items() if value is not None},
-        tuple(chosen),
+        FACETS,
         facet_of,
         (lambda c: order(c, latest)) if order else None,
         limit,
@@ -218,7 +198,7 @@ def get_entry(contract: ContractDep, state: StateDep) -> CatalogEntry:
         items=[DataItemPublic.of(item) for item in contract.items],
         verification=contract.verification,
         versions=[VersionPublic.of(v) for v in versions],
-        freshness=FreshnessState.of(_freshness(state, contract, latest)),
+        freshness=FreshnessState.of(state.freshness(contract, latest)),
     )
 
 

@@ -21,9 +21,9 @@ from api.deps import state_of
 from api.params import takes_item_filters
 from api.state import AppState
 from catalog.contracts import Contract
-from catalog.discovery.search import quality_band, search
+from catalog.discovery.search import FACETS, facet_value, search
 from catalog.exchange import ckan
-from catalog.quality.freshness import freshness
+from catalog.store.versions import Version
 
 router = APIRouter(tags=["ckan"])
 
@@ -128,26 +128,29 @@ def _text(params: dict, name: str) -> str | None:
 
 
 class _Catalog:
-    """What the actions read, once per call: contracts, latest versions, freshness."""
+    """What the actions read, once per call: contracts, latest versions, freshness, and each
+    package built at most once."""
 
     def __init__(self, request: Request, state: AppState) -> None:
         self.state = state
         self.base = (state.settings.public_url or str(request.base_url)).rstrip("/")
         self.versions = state.versions().by_dataset
-        now = state.now()
-        grace = state.settings.freshness_grace_ratio
         self.freshness = {
-            name: freshness(c, (self.versions.get(name) or [None])[0], now, grace).status
+            name: state.freshness(c, self.latest(name)).status
             for name, c in state.contracts.items()
         }
+        self._packages: dict[str, dict] = {}
+
+    def latest(self, dataset: str) -> Version | None:
+        return (self.versions.get(dataset) or [None])[0]
 
     def package(self, contract: Contract) -> dict:
-        return ckan.package(
-            contract,
-            self.versions.get(contract.dataset, []),
-            self.base,
-            self.freshness[contract.dataset],
-        )
+        name = contract.dataset
+        if name not in self._packages:
+            self._packages[name] = ckan.package(
+                contract, self.versions.get(name, []), self.base, self.freshness[name]
+            )
+        return self._packages[name]
 
     def contract(self, params: dict, field: str = "id") -> Contract:
         name = _text(params, field)
@@ -158,20 +161,9 @@ class _Catalog:
             raise _Refused(404, {"__type": "Not Found Error", "message": "Not found"})
         return found
 
-    def facet(self, contract: Contract, name: str) -> str:
-        meta = contract.catalog
-        latest = (self.versions.get(contract.dataset) or [None])[0]
-        return {
-            "provider": lambda: ckan.organization_name(contract),
-            "classification": lambda: meta.classification,
-            "sharing_type": lambda: meta.sharing.type,
-            "open": lambda: "true" if meta.open.open else "false",
-            "update_cycle": lambda: meta.update_cycle,
-            "quality_band": lambda: quality_band(
-                latest.quality.get("quarantine_rate") if latest else None
-            ),
-            "freshness": lambda: self.freshness[contract.dataset],
-        }[name]()
+    def facet(self, contract: Contract, facet: str) -> str:
+        dataset = contract.dataset
+        return facet_value(contract, facet, self.latest(dataset), self.freshness[dataset])
 
 
 def _page(names: list, params: dict) -> list:
@@ -228,24 +220,20 @@ def package_search(catalog: _Catalog, params: dict) -> dict:
     key = None
     if order is not None:
         field = order[0]
-        packages = {name: catalog.package(c) for name, c in contracts.items()}
 
         def key(contract: Contract) -> tuple:
-            value = {
-                "id": contract.dataset,
-                "name": contract.dataset,
-                "title_string": contract.catalog.name,
-                "metadata_modified": packages[contract.dataset]["metadata_modified"] or "",
-                "metadata_created": packages[contract.dataset]["metadata_created"] or "",
-            }[field]
-            return (value,)
+            if field in ("id", "name"):
+                return (contract.dataset,)
+            if field == "title_string":
+                return (contract.catalog.name,)
+            return (catalog.package(contract)[field] or "",)  # metadata_modified, _created
 
     found = search(
         catalog.state.search_index(),
         contracts,
         q,
         filters,
-        tuple(f for f in ckan.FQ_FIELDS.values() if f != "tags"),
+        FACETS,
         catalog.facet,
         key,
         10**6,

@@ -25,6 +25,7 @@ import jieba
 import snowballstemmer
 
 from catalog.contracts import Contract
+from catalog.store.versions import Version
 
 jieba.setLogLevel(logging.WARNING)  # it logs its dictionary load at INFO
 
@@ -43,6 +44,15 @@ SYNONYMS = {
     "enterpris": "compani",
 }
 QUALITY_BANDS = ((0.001, "A"), (0.01, "B"), (0.05, "C"))  # share of rows quarantined, at most
+FACETS = (
+    "provider",
+    "classification",
+    "sharing_type",
+    "open",
+    "update_cycle",
+    "quality_band",
+    "freshness",
+)
 # Han characters (the main blocks and extension A, compatibility ideographs, extensions B+).
 _HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
 _WORDS = re.compile(f"[{_HAN}]+|[A-Za-z0-9]+")
@@ -148,6 +158,25 @@ def quality_band(quarantine_rate: float | None) -> str:
     if quarantine_rate is None:
         return "none"
     return next((band for limit, band in QUALITY_BANDS if quarantine_rate <= limit), "D")
+
+
+def facet_value(contract: Contract, facet: str, latest: Version | None, freshness: str) -> str:
+    """A dataset's value of a facet (:data:`FACETS`): the provider's code, the catalog
+    codes, the latest version's quality band, the freshness status given."""
+    meta = contract.catalog
+    if facet == "provider":
+        return meta.provider.code
+    if facet == "open":
+        return "true" if meta.open.open else "false"
+    if facet == "quality_band":
+        return quality_band(latest.quality.get("quarantine_rate") if latest else None)
+    if facet == "freshness":
+        return freshness
+    return {
+        "classification": meta.classification,
+        "sharing_type": meta.sharing.type,
+        "update_cycle": meta.update_cycle,
+    }[facet]
 
 
 def search(

@@ -184,9 +184,10 @@ def parse_fq(fq: str | None) -> dict[str, str]:
                 f"unsupported fq term {term!r}; use field:value with one of {sorted(FQ_FIELDS)}",
             )
         value = match.group(2).strip('"')
-        # Organization names are lower case (CKAN's); the code may come in either case.
+        # An organization's name is its department's code in lower case (CKAN's names are);
+        # the provider facet is the code itself.
         filters[FQ_FIELDS[match.group(1)]] = (
-            value.lower() if match.group(1) == "organization" else value
+            value.upper() if match.group(1) == "organization" else value
         )
     return filters
 

@@ -20,6 +20,7 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 
 from catalog.contracts import Contract, DataItem
+from catalog.exchange import dcat
 from catalog.sharing.requests import local_day
 from catalog.store.versions import Version
 
@@ -45,8 +46,9 @@ HEADERS = (
     "关联资源代码",
 )
 _FORMULA = re.compile("^[=+\\-@\t\r\n＝＋－＠]")
-CLASSIFICATION = {"base": "基础信息资源", "theme": "主题信息资源", "department": "部门信息资源"}
-SHARING = {"unconditional": "无条件共享", "conditional": "有条件共享", "not_shared": "不予共享"}
+# The Chinese labels of the catalog codes, as the DCAT export gives them.
+CLASSIFICATION = {code: zh for code, (zh, _) in dcat.CLASSIFICATION.items()}
+SHARING = {code: zh for code, (zh, _) in dcat.SHARING.items()}
 # The guide's 共享方式: every method goes through the sharing platform; its type after it.
 METHOD = {"api": "接口", "bulk_download": "文件", "verification": "接口（核验）"}
 CYCLE = {
