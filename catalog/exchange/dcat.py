@@ -57,6 +57,10 @@ SHARING = {
     "conditional": ("有条件共享", "Shared on an approved request"),
     "not_shared": ("不予共享", "Not shared"),
 }
+SCHEMES = {
+    "classification": ("资源分类", "Resource classification"),
+    "sharing": ("共享类型", "Sharing type"),
+}
 _CJK = re.compile(r"[\u3400-\u9fff]")
 
 
@@ -144,9 +148,7 @@ def _agent(graph: Graph, node: URIRef, who) -> URIRef:
 def _scheme(graph: Graph, iri: _Iris, name: str) -> URIRef:
     scheme = iri.at(f"concepts/{name}")
     graph.add((scheme, RDF.type, SKOS.ConceptScheme))
-    titles = {"classification": ("资源分类", "Resource classification")}
-    titles["sharing"] = ("共享类型", "Sharing type")
-    _texts(graph, scheme, DCTERMS.title, *titles[name])
+    _texts(graph, scheme, DCTERMS.title, *SCHEMES[name])
     return scheme
 
 
