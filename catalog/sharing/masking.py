@@ -108,8 +108,13 @@ def department_disclosures(
     fields: set[tuple[str, str]] = set()
     for view in views:
         if view.dataset == dataset:
-            shown = _shown_clear(contract, view.items, view.unmasked) | view.filtered
-            fields |= _disclosed(contract, shown)
+            clear = _shown_clear(contract, view.items, view.unmasked)
+            fields |= _disclosed(contract, clear | view.filtered)
+            # An item a view shows in clear tells its whole value: a pseudonym of it
+            # elsewhere is joined to it on any item both show in clear (the key), and then
+            # names it on the other rows it repeats on, which that view does not reach.
+            # (A key's value is on one row only: its pseudonym names nothing more.)
+            fields |= {(name, "whole") for name in clear if name not in contract.key}
     return Disclosures(frozenset(fields))
 
 
@@ -149,6 +154,14 @@ def masking_choice(
             or parts & HIDDEN_PARTS[item.mask or "redact"]
         ):
             pseudonymised.add(name)
+    if redacted:
+        # A pseudonym is the same on every row of its subject: beside a value some rows
+        # show whole (a sole trader's name is its owner's), it names the subject on the
+        # other rows too. A scope that redacts hands out no pseudonym that repeats across
+        # rows (a key's is on one row only).
+        repeating = {name for name in pseudonymised if name not in contract.key}
+        redacted |= repeating
+        pseudonymised -= repeating
     return MaskingChoice(frozenset(pseudonymised), frozenset(redacted))
 
 

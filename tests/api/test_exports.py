@@ -127,9 +127,9 @@ def test_every_format_holds_the_rows_and_masks_of_the_csv_export(
     if under_grant:  # the grant's scope: its items, its filter, the name in clear
         assert names == GRANTED
         assert 0 < len(rows) < _row_count(env, "legal_persons")
-    else:  # unconditional: every row, sensitive items masked
+    else:  # unconditional: every row, the representative's number redacted (decision 55)
         column = names.index("legal_rep_id")
-        assert all(str(row[column]).startswith("ps_") for row in rows if row[column])
+        assert all(str(row[column]) == "****" for row in rows if row[column])
 
 
 def _row_count(env, dataset: str) -> int:
@@ -400,9 +400,9 @@ def test_the_data_package_validates_and_holds_the_csv_exports_rows(
     fields = {f["name"]: f for f in schema["fields"]}
     if under_grant:  # uscc in clear: typed, constrained, the primary key
         assert schema["primaryKey"] == ["uscc"] and fields["uscc"]["type"] == "string"
-    else:  # the representative's identity number is pseudonymised: no constraints on it
+    else:  # the representative's identity number is redacted: no constraints on it
         assert "constraints" not in fields["legal_rep_id"]
-        assert "pseudonymised" in fields["legal_rep_id"]["description"]
+        assert "redacted" in fields["legal_rep_id"]["description"]
     typed = {item.name for item in contract.items if item.type == "date"} & set(names)
     assert all(fields[name]["type"] == "date" for name in typed)
     with system.use_context(trusted=True):
