@@ -12,12 +12,13 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 
 from api.auth import public_query, route_roles
 from api.deps import StateDep, current_versions
 from api.errors import HANDLERS, BodyLimit, ErrorMessage, message_handler
 from api.models import Health
-from api.routes import catalog, ckan, exchange
+from api.routes import catalog, ckan, exchange, releases
 from api.routes.quality import evaluation, notifications, quarantine
 from api.routes.sharing import audit, identity, reads, requests, verification
 from api.state import AppState
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(state.sync_release)
         yield
         state.close()
 
@@ -150,6 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for module in (
         exchange,
+        releases,
         catalog,
         ckan,
         reads,

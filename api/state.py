@@ -9,6 +9,7 @@ long-lived connection (opening a lake connection costs ~0.3 s: extension loads a
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,9 +29,12 @@ from catalog.sharing.requests import local_day
 from catalog.state.db import StateStore
 from catalog.state.memo import AccessMemo
 from catalog.store.copies import ReadCopies
-from catalog.store.lake import Lake
+from catalog.store.lake import Lake, LakeBusy
+from catalog.store.releases import Release, sync
 from catalog.store.snapshots import SnapshotProbe
 from catalog.store.versions import Version, VersionIndex, VersionsAt
+
+_log = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime:
@@ -84,6 +88,16 @@ class AppState:
                 if name in self.contracts:
                     self.copies.prepare(key_order_copy(self.contracts[name], version))
         return current
+
+    def sync_release(self) -> Release | None:
+        """Record a catalog release if the contracts changed since the latest (at start-up).
+        A busy lake is left to the publish holding it or the Dagster sensor; a contract that
+        changed a published resource code stops the start (:class:`ResourceCodeChanged`)."""
+        try:
+            return sync(self.lake, self.contracts, self.now())
+        except LakeBusy as busy:
+            _log.warning("catalog release not recorded at start: %s", busy)
+            return None
 
     def search_index(self) -> SearchIndex:
         """The catalog's search index, built on first use (segmenting loads a dictionary)."""

@@ -110,7 +110,7 @@ def main(rows: int, calls: int) -> None:
             lambda: (
                 latest_version(con, "population"),
                 rows_json(con, population, version, scope, limit=100, offset=0, pseudonym_key=key),
-                count_rows(con, version, scope),
+                count_rows(con, population, version, scope),
             ),
         )
         full = _timed(

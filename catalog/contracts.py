@@ -13,15 +13,34 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 from stdnum.cn import uscc
 
 IDENTIFIER = r"^[a-z][a-z0-9_]{0,62}$"
-RESERVED_NAMES = frozenset({"search"})
-"""Dataset names taken by routes beside ``/catalog/<dataset>`` (``/catalog/search``)."""
+RESERVED_NAMES = frozenset({"search", "releases"})
+"""Dataset names taken by routes beside ``/catalog/<dataset>`` (``/catalog/search``,
+``/catalog/releases``)."""
 Identifier = Annotated[str, Field(pattern=IDENTIFIER)]
 
 FieldType = Literal["string", "integer", "decimal", "date", "timestamp", "boolean", "geojson"]
+SQL_TYPES: dict[str, str] = {
+    "string": "VARCHAR",
+    "integer": "BIGINT",
+    "decimal": "DECIMAL(20,4)",
+    "date": "DATE",
+    "timestamp": "TIMESTAMP",
+    "boolean": "BOOLEAN",
+    "geojson": "VARCHAR",
+}
+"""How each item type is stored in the lake."""
 FieldFormat = Literal["resident_id", "uscc", "region_code", "phone", "subject_id"]
 MaskKind = Literal["identity", "phone", "name", "address", "redact"]
 UpdateCycle = Literal["real_time", "daily", "weekly", "monthly", "quarterly", "yearly"]
@@ -69,19 +88,71 @@ class OpenAttribute(Strict):
     conditions: str | None = None
 
 
+Classification = Literal["base", "theme", "department"]
+# The catalog compilation guide's resource code: 前段码 "/" 后段码. The front part is the
+# classification code, 类 (1 digit: 1 base, 2 theme, 3 department resources), 项 (2), 目 (3)
+# and an optional 细目 (more digits); the back part is the resource's sequence code in that
+# class (digits). The guide fixes no length for 细目 or the sequence; 12 digits each bound them.
+CLASS_DIGIT: dict[str, str] = {"base": "1", "theme": "2", "department": "3"}
+BASE_ITEMS = ("人口", "法人单位", "自然资源和空间地理", "社会信用", "电子证照")
+THEME_ITEMS = (
+    "公共服务", "健康保障", "社会保障", "食品药品安全", "安全生产", "价格监管", "能源安全",
+    "信用体系", "城乡建设", "社区治理", "生态环保", "应急维稳",
+)  # fmt: skip
+"""The 项 of base and theme resources, numbered 01, 02, ... in the order the guide lists them;
+department resources number their 项 themselves."""
+CLASSIFICATION_CODE = r"^[1-3][0-9]{5}[0-9]{0,12}$"
+SEQUENCE_CODE = r"^[0-9]{1,12}$"
+
+
+def classification_item(classification: str, code: str) -> str | None:
+    """The guide's name of a classification code's 项 (None for department resources)."""
+    items = {"base": BASE_ITEMS, "theme": THEME_ITEMS}.get(classification, ())
+    number = int(code[1:3])
+    return items[number - 1] if 1 <= number <= len(items) else None
+
+
 class CatalogMeta(Strict):
-    resource_code: str = Field(pattern=r"^[0-9A-Z]{1,10}(/[0-9A-Z-]{1,40})+$")
+    classification_code: str = Field(
+        pattern=CLASSIFICATION_CODE,
+        description="前段码: 类 (1 digit), 项 (2), 目 (3), optional 细目 (digits)",
+    )
+    sequence_code: str = Field(
+        pattern=SEQUENCE_CODE, description="后段码: the resource's sequence code in its class"
+    )
     name: str
     name_en: str
     provider: Provider
     summary: str
     summary_en: str
-    classification: Literal["base", "theme", "department"]
+    classification: Classification
     keywords: list[str] = []
     sharing: Sharing
     open: OpenAttribute
     update_cycle: UpdateCycle
     related: list[Identifier] = []
+
+    @model_validator(mode="after")
+    def _code_in_class(self) -> CatalogMeta:
+        code, kind = self.classification_code, self.classification
+        if code[0] != CLASS_DIGIT[kind]:
+            raise ValueError(
+                f"classification_code {code!r} starts with 类 {code[0]!r}, but a {kind} resource "
+                f"is 类 {CLASS_DIGIT[kind]!r} (1 base, 2 theme, 3 department)"
+            )
+        if kind != "department" and classification_item(kind, code) is None:
+            count = len(BASE_ITEMS if kind == "base" else THEME_ITEMS)
+            raise ValueError(
+                f"classification_code {code!r}: 项 {code[1:3]!r} is not one of the guide's {kind} "
+                f"resource items (01 to {count:02d})"
+            )
+        return self
+
+    @computed_field  # type: ignore[prop-decorator]  # in dumps: the API shows the code
+    @property
+    def resource_code(self) -> str:
+        """The compilation guide's resource code: classification code "/" sequence code."""
+        return f"{self.classification_code}/{self.sequence_code}"
 
 
 class AgreesWith(Strict):
@@ -407,8 +478,8 @@ def load_contracts(folder: Path) -> dict[str, Contract]:
         code = contract.catalog.resource_code
         if code in codes:
             raise ContractError(
-                f"{folder / (name + '.yaml')}: at catalog.resource_code: {code!r} "
-                f"is already used by {codes[code]}"
+                f"{folder / (name + '.yaml')}: at catalog.sequence_code: resource code "
+                f"{code!r} is already used by {codes[code]}"
             )
         codes[code] = name
         for service in contract.verification:

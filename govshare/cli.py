@@ -21,6 +21,7 @@ from catalog.contracts import ContractError, load_contracts
 from catalog.runtime import secure_home
 from catalog.settings import REPO_ROOT, Settings
 from govshare.access_cli import admin_app, audit_app
+from govshare.catalog_cli import catalog_app
 from govshare.quality_cli import register as register_quality
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ app = typer.Typer(
 )
 app.add_typer(admin_app, name="admin")
 app.add_typer(audit_app, name="audit")
+app.add_typer(catalog_app, name="catalog")
 console = Console()
 SAMPLES_DIR = REPO_ROOT / "data"
 

@@ -21,6 +21,7 @@ from pipelines.quality.checks import (
     freshness_schedule,
 )
 from pipelines.quality.sensors import notify_run_failure, quality_sweep
+from pipelines.releases import catalog_release
 from pipelines.resources import PlatformResource
 
 
@@ -46,7 +47,7 @@ def build_definitions(contracts: dict[str, Contract], home: str | None = None) -
     assets: list[dg.AssetsDefinition] = []
     checks: list[dg.AssetChecksDefinition] = []
     jobs = []
-    sensors: list[dg.SensorDefinition] = [notify_run_failure, quality_sweep]
+    sensors: list[dg.SensorDefinition] = [notify_run_failure, quality_sweep, catalog_release]
     freshness_checks: list[dg.AssetChecksDefinition] = []
     reference_checks: dict[str, dg.AssetChecksDefinition] = {}
     for contract in contracts.values():

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from catalog.contracts import ContractError, load_contract, load_contracts
+from catalog.contracts import ContractError, classification_item, load_contract, load_contracts
 from catalog.settings import REPO_ROOT
 
 BASE_DATASETS = {"population", "legal_persons", "geography", "licences", "credit_records"}
@@ -66,6 +66,22 @@ def _broken(tmp_path: Path, edit) -> Path:
          "(top level)", "params days: Extra inputs"),
         (lambda c: c["items"][1].update(legacy_15_digit=True), "items.1",
          "legacy_15_digit needs format resident_id or subject_id"),
+        # Resource codes (the compilation guide): 类 1/2/3 agrees with the classification,
+        # 项 is one of the guide's base (01-05) or theme (01-12) items, digits only.
+        (lambda c: c["catalog"].update(classification_code="201001"), "catalog",
+         "a base resource is 类 '1'"),
+        (lambda c: c["catalog"].update(classification_code="106001"), "catalog",
+         "项 '06' is not one of the guide's base resource items (01 to 05)"),
+        (lambda c: c["catalog"].update(classification="theme", classification_code="213001"),
+         "catalog", "(01 to 12)"),
+        (lambda c: c["catalog"].update(classification_code="10100"), "catalog.classification_code",
+         "String should match pattern"),
+        (lambda c: c["catalog"].update(classification_code="1010A1"),
+         "catalog.classification_code", "String should match pattern"),
+        (lambda c: c["catalog"].update(sequence_code="00-01"), "catalog.sequence_code",
+         "String should match pattern"),
+        (lambda c: c["catalog"].update(resource_code="A01/1"), "catalog.resource_code",
+         "Extra inputs"),
     ],
 )  # fmt: skip
 def test_broken_contract_names_file_path_and_fault(tmp_path, edit, where, what):
@@ -91,11 +107,33 @@ def test_dataset_name_must_match_file_name(tmp_path):
         load_contract(path)
 
 
+@pytest.mark.parametrize(
+    ("classification", "front", "item"),
+    [
+        ("base", "101001", "人口"),
+        ("theme", "2080010102", "信用体系"),
+        ("department", "347001", None),
+    ],
+)
+def test_resource_code_is_classification_code_slash_sequence(tmp_path, classification, front, item):
+    """前段码 (类 项 目, optional 细目) "/" 后段码 (the sequence code), as the guide builds it."""
+
+    def edit(raw):
+        raw["catalog"].update(
+            classification=classification, classification_code=front, sequence_code="000017"
+        )
+
+    meta = load_contract(_broken(tmp_path, edit)).catalog
+    assert meta.resource_code == f"{front}/000017"
+    assert classification_item(classification, front) == item
+
+
 def test_duplicate_resource_codes_are_refused(tmp_path):
     for path in (REPO_ROOT / "schemas").glob("*.yaml"):
         text = path.read_text(encoding="utf-8")
         (tmp_path / path.name).write_text(
-            text.replace("A02/330100-SC-00001", "A01/330100-GA-00001"), encoding="utf-8"
+            text.replace('classification_code: "102001"', 'classification_code: "101001"'),
+            encoding="utf-8",
         )
     with pytest.raises(ContractError, match="already used by"):
         load_contracts(tmp_path)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Literal
 
 from catalog.contracts import Contract, load_contracts
-from catalog.ingest.publish import PublishResult, publish
+from catalog.ingest.publish import PublishResult, SchemaChangeRefused, publish
 from catalog.ingest.readers import IngestError
 from catalog.ingest.staging import (
     SourceFile,
@@ -45,6 +45,7 @@ from catalog.sharing.audit import AuditEvent, record
 from catalog.sharing.principal import local_operator
 from catalog.state.db import StateStore
 from catalog.store.lake import Lake, LakeBusy
+from catalog.store.releases import ResourceCodeChanged
 from catalog.store.versions import RunRecord, Version, checksum_versions, insert_run, run_exists
 
 Status = Literal["published", "unchanged", "rejected", "failed"]
@@ -392,7 +393,8 @@ def run_ingest(
         if outcome.version is not None:
             step("references")
             check_references(lake, contract, load_contracts(lake.settings.schemas_dir))
-    except (IngestError, LakeBusy) as exc:
+    except (IngestError, LakeBusy, ResourceCodeChanged, SchemaChangeRefused) as exc:
+        # Bad input, a busy lake, or a contract its published history cannot follow.
         outcome.status = "failed"
         outcome.message = str(exc)
     return finish_run(lake, outcome, paths, handover, store=store, operator=operator)

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 
 import duckdb
 
-from catalog.contracts import Contract
+from catalog.contracts import Contract, ContractError, load_contracts
 from catalog.ingest.rules import SQL_TYPES, typed_sql
 from catalog.ingest.staging import FILES_TABLE, STAGING_TABLE, SourceFile, staging_path
 from catalog.ingest.validation import VERDICTS_TABLE, QualitySummary, reasons_relation
@@ -31,6 +31,7 @@ from catalog.quality.references import applies_sql, match_sql
 from catalog.sharing.masking import mask_sql
 from catalog.sql import key_in, quote_ident, sql_literal
 from catalog.store.lake import LAKE, Lake, published_table, quarantine_table, table_exists
+from catalog.store.releases import record_for_publish
 from catalog.store.versions import (
     VERSIONS,
     Version,
@@ -79,18 +80,51 @@ def schema_hash(contract: Contract) -> str:
     return hashlib.sha256(json.dumps(shape).encode()).hexdigest()[:16]
 
 
+class SchemaChangeRefused(ValueError):
+    """A contract changed a published item in a way its history cannot follow."""
+
+
 def _ensure_tables(con: duckdb.DuckDBPyConnection, contract: Contract) -> None:
+    """Create the dataset's tables, or add the items a contract added since (a column
+    added to a DuckLake table is absent from its earlier snapshots: the versions before
+    read it as NULL). An item removed from the contract keeps its column: new rows leave it
+    NULL and earlier versions keep their values. A published item's type cannot change."""
     items = ", ".join(f"{quote_ident(i.name)} {SQL_TYPES[i.type]}" for i in contract.items)
     lineage = ", ".join(f"{name} {kind}" for name, kind in LINEAGE_COLUMNS.items())
-    con.execute(
-        f"CREATE TABLE IF NOT EXISTS {published_table(contract.dataset)} ({items}, {lineage})"
-    )
+    published = published_table(contract.dataset)
+    con.execute(f"CREATE TABLE IF NOT EXISTS {published} ({items}, {lineage})")
     text_items = ", ".join(f"{quote_ident(i.name)} VARCHAR" for i in contract.items)
     extra = ", ".join(f"{name} {kind}" for name, kind in QUARANTINE_COLUMNS.items())
-    con.execute(
-        f"CREATE TABLE IF NOT EXISTS {quarantine_table(contract.dataset)} ({text_items}, {extra})"
-    )
+    quarantine = quarantine_table(contract.dataset)
+    con.execute(f"CREATE TABLE IF NOT EXISTS {quarantine} ({text_items}, {extra})")
     add_resolution_columns(con, contract.dataset)
+    _add_items(con, contract, published, {i.name: SQL_TYPES[i.type] for i in contract.items})
+    _add_items(con, contract, quarantine, {i.name: "VARCHAR" for i in contract.items})
+
+
+def _add_items(
+    con: duckdb.DuckDBPyConnection, contract: Contract, table: str, wanted: dict[str, str]
+) -> None:
+    have = {row[0]: row[1] for row in con.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()}
+    for name, kind in wanted.items():
+        if name not in have:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN {quote_ident(name)} {kind}")
+        elif have[name] != kind:
+            raise SchemaChangeRefused(
+                f"{contract.dataset}: item {name!r} was published as {have[name]} and the "
+                f"contract now makes it {kind}; a published item keeps its type (earlier "
+                f"versions hold it): add an item under a new name instead"
+            )
+
+
+def _columns(contract: Contract, extra: dict[str, str]) -> str:
+    """The column list of an insert: a table whose contract gained or lost items has its
+    columns in another order than the contract's items."""
+    return ", ".join([*(quote_ident(i.name) for i in contract.items), *extra])
+
+
+def _quarantine_target(contract: Contract) -> str:
+    return f"{quarantine_table(contract.dataset)} ({_columns(contract, QUARANTINE_COLUMNS)})"
 
 
 def _quarantine(
@@ -98,7 +132,7 @@ def _quarantine(
 ) -> int:
     items = ", ".join(f"s.{quote_ident(i.name)}" for i in contract.items)
     con.execute(
-        f"INSERT INTO {quarantine_table(contract.dataset)} "
+        f"INSERT INTO {_quarantine_target(contract)} "
         f"SELECT {items}, s._file, s._row, v._rules, r._reasons, ?, ?, NULL, NULL, NULL "
         f"FROM stg.{STAGING_TABLE} s JOIN stg.{VERDICTS_TABLE} v USING (_rid) "
         f"JOIN {reasons_relation('stg')} r USING (_rid)",
@@ -147,7 +181,7 @@ def _quarantine_stale(
         f"record''s ' || CAST(x._old AS VARCHAR) || '; not applied'"
     )
     con.execute(
-        f"INSERT INTO {quarantine_table(contract.dataset)} "
+        f"INSERT INTO {_quarantine_target(contract)} "
         f"SELECT {items}, s._file, s._row, [{sql_literal(STALE_RULE)}], {reason}, ?, ?, "
         f"NULL, NULL, NULL "
         f"FROM stg.{STAGING_TABLE} s JOIN {_STALE} x USING (_rid)",
@@ -210,7 +244,7 @@ def _upsert(
             f"LEFT JOIN {_PRIOR} o ON {_key_match(contract, 's', 'o')}"
         )
     con.execute(
-        f"INSERT INTO {table} "
+        f"INSERT INTO {table} ({_columns(contract, LINEAGE_COLUMNS)}) "
         f"SELECT {', '.join(values)}, s._file, s._row, {sql_literal(run_id)} FROM {source} "
         f"WHERE NOT ({marker})"
     )
@@ -283,6 +317,15 @@ class Delivery:
     sources: list[SourceFile]
     run_id: str
     at: datetime
+    contracts: dict[str, Contract] | None = None
+    """The contract folder's, for the catalog release the publish records (None: unreadable)."""
+
+
+def _folder_contracts(lake: Lake) -> dict[str, Contract] | None:
+    try:
+        return load_contracts(lake.settings.schemas_dir)
+    except ContractError:
+        return None
 
 
 def publish(
@@ -294,7 +337,9 @@ def publish(
 ) -> PublishResult:
     """Quarantine failing rows and, if the delivery passes its threshold, publish a version.
     Waits for the lake's write lock at most ``lake_lock_timeout_seconds`` (else LakeBusy)."""
-    delivery = Delivery(contract, quality, sources, run_id, datetime.now(UTC))
+    delivery = Delivery(
+        contract, quality, sources, run_id, datetime.now(UTC), _folder_contracts(lake)
+    )
     with lake.writer() as con:
         _ensure_tables(con, contract)
         staging = sql_literal(str(staging_path(lake.settings, contract.dataset, run_id)))
@@ -324,6 +369,7 @@ def _new_version(
         source_files=[s.public_dict() for s in delivery.sources],
         run_id=delivery.run_id,
         published_at=delivery.at,
+        items=tuple(item.name for item in delivery.contract.items),
     )
 
 
@@ -377,6 +423,7 @@ def _publish_attached(con: duckdb.DuckDBPyConnection, delivery: Delivery) -> Pub
             [delivery.run_id, version.version, delivery.at, delivery.run_id],
         )
         insert_version(con, version)
+        record_for_publish(con, contract, delivery.contracts, delivery.at)
         message = f"publish {contract.dataset} v{version.version}"
         info = json.dumps({"dataset": contract.dataset, "version": version.version})
         con.execute(
@@ -440,7 +487,7 @@ def _quarantine_unresolved(
 ) -> None:
     items = ", ".join(f"s.{quote_ident(i.name)}" for i in contract.items)
     con.execute(
-        f"INSERT INTO {quarantine_table(contract.dataset)} "
+        f"INSERT INTO {_quarantine_target(contract)} "
         f"SELECT {items}, s._file, s._row, u._rules, u._reasons, ?, ?, NULL, NULL, NULL "
         f"FROM stg.{STAGING_TABLE} s JOIN {_UNRESOLVED} u USING (_rid)",
         [run_id, now],

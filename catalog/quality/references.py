@@ -22,7 +22,7 @@ from catalog.contracts import Contract, Reference
 from catalog.ingest.rules.expressions import ric_valid_sql, uscc_valid_sql
 from catalog.sql import quote_ident
 from catalog.store.lake import LAKE, META_SCHEMA, Lake
-from catalog.store.versions import Version, latest_version, version_relation
+from catalog.store.versions import Version, dataset_relation, latest_version, version_relation
 
 RESULTS = f"{LAKE}.{META_SCHEMA}.reference_results"
 EXAMPLES = 5
@@ -86,7 +86,7 @@ def check(
             contract.dataset, version.version, ref.name, ref.dataset, None, 0, 0, 0, [], now
         )
     # A time-travel relation takes no alias: select from it in a subquery.
-    source_rel = f"(SELECT * FROM {version_relation(version)})"
+    source_rel = f"(SELECT * FROM {dataset_relation(contract, version)})"
     target_rel = f"(SELECT * FROM {version_relation(target)})"
     unresolved = (
         f"FROM {source_rel} s WHERE {applies_sql(ref, 's')} AND NOT EXISTS ("

@@ -45,8 +45,9 @@ from catalog.sharing.masking import item_value_sql
 from catalog.sharing.pseudonyms import hmac_sql
 from catalog.sharing.views import RowView, shown_in_clear
 from catalog.sql import quote_ident, sql_literal
+from catalog.store.changes import CHANGES_TABLE
 from catalog.store.copies import COPY_TABLE, ORDINAL, CopySpec, ReadCopies
-from catalog.store.versions import Version, version_relation
+from catalog.store.versions import Version, dataset_relation
 from catalog.text import InputError
 
 ExportFormat = Literal["csv", "csv_excel", "xlsx", "parquet", "geojson", "datapackage"]
@@ -156,16 +157,21 @@ def cursor_values(contract: Contract, last: object) -> list:
 
 
 def count_rows(
-    con: duckdb.DuckDBPyConnection, version: Version, scope: Scope, view: RowView = _DEFAULT
+    con: duckdb.DuckDBPyConnection,
+    contract: Contract,
+    version: Version,
+    scope: Scope,
+    view: RowView = _DEFAULT,
 ) -> int:
     """Rows of the version the scope can see in the view (the version's count unfiltered)."""
-    return _count(con, version, filter_sql((*scope.row_filter, *view.filters)))
+    relation = dataset_relation(contract, version)
+    return _count(con, version, relation, filter_sql((*scope.row_filter, *view.filters)))
 
 
-def _count(con: duckdb.DuckDBPyConnection, version: Version, where: str) -> int:
+def _count(con: duckdb.DuckDBPyConnection, version: Version, relation: str, where: str) -> int:
     if where == "TRUE":
         return version.row_count
-    sql = f"SELECT count(*) FROM {version_relation(version)} WHERE {where}"
+    sql = f"SELECT count(*) FROM {relation} WHERE {where}"
     return int(con.execute(sql).fetchone()[0])
 
 
@@ -192,6 +198,7 @@ class _Query:
     its last row's key (NULL where a walk goes on by row number)."""
 
     version: Version
+    relation: str
     record: str
     key: str
     bound: str
@@ -204,7 +211,10 @@ class _Query:
 def copy_spec(contract: Contract, version: Version, order_by: str) -> CopySpec:
     """The copy of the version whose rows are in this order (every item: one copy serves
     every scope reading in that order)."""
-    return CopySpec(version, tuple(item.name for item in contract.items), order_by)
+    return CopySpec(
+        version, tuple(item.name for item in contract.items), order_by,
+        dataset_relation(contract, version),
+    )  # fmt: skip
 
 
 def key_order_copy(contract: Contract, version: Version) -> CopySpec:
@@ -239,6 +249,7 @@ def rows_json(
     key = order_sql(contract, scope, pseudonym_key)
     query = _Query(
         version=version,
+        relation=dataset_relation(contract, version),
         record="{" + ", ".join(f"{sql_literal(item.name)}: {v}" for item, v in values) + "}",
         key=key,
         bound=_after_sql(contract, scope),
@@ -298,11 +309,11 @@ def _lake_page(
     chosen = (
         f"SELECT {query.record} AS _record, _key, "
         f"row_number() OVER (ORDER BY {query.order_by}) AS _n FROM ("
-        f"  SELECT *, {query.last} AS _key FROM {version_relation(query.version)}"
+        f"  SELECT *, {query.last} AS _key FROM {query.relation}"
         f"  WHERE {where} ORDER BY {query.order_by} LIMIT ? OFFSET ?"
         f")"
     )
-    total = _count(con, query.version, query.where)
+    total = _count(con, query.version, query.relation, query.where)
     return _page(_rows(con, chosen, "_n", [*parameters, limit, offset]), total)
 
 
@@ -607,7 +618,7 @@ def _selection(
         f"{value} AS {quote_ident(name)}" for (_, value), name in zip(values, names, strict=True)
     )
     query = (
-        f"SELECT {columns} FROM {version_relation(version)} "
+        f"SELECT {columns} FROM {dataset_relation(contract, version)} "
         f"WHERE {filter_sql(scope.row_filter)} ORDER BY {order_sql(contract, scope, pseudonym_key)}"
     )
     return query, items
@@ -738,7 +749,7 @@ def _export_xlsx(
     """One sheet, the labels in bold as headers, written row by row (openpyxl's write-only
     workbook keeps no sheet in memory: it streams the sheet to a temporary file, owner-only,
     until the workbook is saved)."""
-    if count_rows(con, version, scope) > XLSX_MAX_ROWS:
+    if count_rows(con, contract, version, scope) > XLSX_MAX_ROWS:
         raise ExportError(
             f"more than the {XLSX_MAX_ROWS:,} rows an Excel sheet holds: export as csv_excel"
         )
@@ -810,3 +821,44 @@ def _export_geojson(
             rows += len(batch)
         out.write("\n]}\n")
     return rows
+
+
+def changes_sample(
+    con: duckdb.DuckDBPyConnection,
+    contract: Contract,
+    older: Version | None,
+    newer: Version,
+    scope: Scope,
+    pseudonym_key: bytes,
+    limit: int,
+) -> dict[str, list]:
+    """Up to ``limit`` rows of each kind of change between the versions (the keys
+    :func:`~catalog.store.changes.version_changes` left on this connection) as the scope shows
+    them: its items, masked as in its rows, only rows its row filter passes; added and
+    changed rows as ``newer`` holds them, deleted ones as ``older`` did. A changed row names
+    the items of the scope whose value changed."""
+    values = _values(contract, scope, pseudonym_key)
+    record = "{" + ", ".join(f"{sql_literal(item.name)}: {v}" for item, v in values) + "}"
+    keys = ", ".join(quote_ident(k) for k in contract.key)
+    shown = sorted(scope.items)
+    sample: dict[str, list] = {}
+    for kind, version in (("added", newer), ("deleted", older), ("changed", newer)):
+        if version is None:  # before the first version: nothing deleted
+            sample[kind] = []
+            continue
+        relation = dataset_relation(contract, version)
+        rows = con.execute(
+            f"SELECT CAST(to_json({record}) AS VARCHAR), "
+            f"list_intersect(c._items, ?) FROM (SELECT * FROM {relation}) "
+            f"JOIN {CHANGES_TABLE} c USING ({keys}) "
+            f"WHERE c._kind = ? AND {filter_sql(scope.row_filter)} "
+            f"ORDER BY {order_sql(contract, scope, pseudonym_key)} LIMIT ?",
+            [shown, kind, limit],
+        ).fetchall()
+        sample[kind] = [
+            {"row": json.loads(row), "items": sorted(items)}
+            if kind == "changed"
+            else json.loads(row)
+            for row, items in rows
+        ]
+    return sample

@@ -13,7 +13,7 @@ import duckdb
 
 from catalog.contracts import Contract, VerificationService
 from catalog.sql import quote_ident, sql_literal
-from catalog.store.versions import Version, version_relation
+from catalog.store.versions import Version, dataset_relation
 from catalog.text import InputError
 
 _UPPER_FORMATS = ("resident_id", "uscc", "subject_id")
@@ -60,7 +60,7 @@ def question_sql(contract: Contract, service: VerificationService, version: Vers
             f"coalesce({start} <= ?::DATE, TRUE) AND coalesce({end} >= ?::DATE, TRUE)"
         )
     where = " AND ".join(conditions)
-    return f"SELECT EXISTS (SELECT 1 FROM {version_relation(version)} WHERE {where})"
+    return f"SELECT EXISTS (SELECT 1 FROM {dataset_relation(contract, version)} WHERE {where})"
 
 
 def answer(

@@ -33,7 +33,7 @@ from pathlib import Path
 import duckdb
 
 from catalog.sql import quote_ident
-from catalog.store.versions import Version, version_relation
+from catalog.store.versions import Version
 
 COPY_TABLE = "rows"
 ORDINAL = "_ord"
@@ -57,6 +57,8 @@ class CopySpec:
     version: Version
     items: tuple[str, ...]
     order: str
+    relation: str
+    """The version's rows with these items (:func:`dataset_relation`)."""
 
     @property
     def name(self) -> str:
@@ -266,7 +268,7 @@ class ReadCopies:
             con.execute(
                 f"CREATE TABLE {alias}.{COPY_TABLE} AS SELECT {items}, "
                 f"row_number() OVER (ORDER BY {spec.order}) - 1 AS {ORDINAL} "
-                f"FROM {version_relation(spec.version)} ORDER BY {ORDINAL}"
+                f"FROM {spec.relation} ORDER BY {ORDINAL}"
             )
             # What the copy is, inside it: a file renamed or swapped is refused on attach.
             con.execute(f"CREATE TABLE {alias}.{_IDENTITY} AS SELECT ? AS name", [spec.name])

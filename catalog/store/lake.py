@@ -41,7 +41,7 @@ META_TABLES = {
     "versions": """
         dataset VARCHAR, version INTEGER, snapshot_id BIGINT, row_count BIGINT,
         schema_hash VARCHAR, quality VARCHAR, source_files VARCHAR, run_id VARCHAR,
-        published_at TIMESTAMP WITH TIME ZONE""",
+        published_at TIMESTAMP WITH TIME ZONE, items VARCHAR""",
     "runs": """
         run_id VARCHAR, dataset VARCHAR, started_at TIMESTAMP WITH TIME ZONE,
         finished_at TIMESTAMP WITH TIME ZONE, status VARCHAR, files VARCHAR,
@@ -51,10 +51,17 @@ META_TABLES = {
         dataset VARCHAR, version INTEGER, reference VARCHAR, target VARCHAR,
         target_version INTEGER, checked BIGINT, resolved BIGINT, unresolved BIGINT,
         examples VARCHAR, checked_at TIMESTAMP WITH TIME ZONE""",
+    "releases": """
+        release INTEGER, created_at TIMESTAMP WITH TIME ZONE, reason VARCHAR,
+        datasets VARCHAR""",
+    "release_metadata": "digest VARCHAR, document VARCHAR",
 }
 # Columns added to meta tables after their first release: lakes created before get them
 # when they are opened (ALTER TABLE ... ADD COLUMN IF NOT EXISTS).
-META_ADDED_COLUMNS = {"runs": {"rows_stale": "BIGINT", "stale_keys": "VARCHAR"}}
+META_ADDED_COLUMNS = {
+    "runs": {"rows_stale": "BIGINT", "stale_keys": "VARCHAR"},
+    "versions": {"items": "VARCHAR"},
+}
 
 
 class LakeError(RuntimeError):

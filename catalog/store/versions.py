@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import duckdb
 
+from catalog.contracts import SQL_TYPES, Contract
+from catalog.sql import quote_ident
 from catalog.store.lake import LAKE, META_SCHEMA, published_table
 from catalog.store.snapshots import SnapshotProbe
 
@@ -23,7 +25,7 @@ VERSIONS = f"{LAKE}.{META_SCHEMA}.versions"
 RUNS = f"{LAKE}.{META_SCHEMA}.runs"
 _VERSION_COLUMNS = (
     "dataset, version, snapshot_id, row_count, schema_hash, quality, source_files, run_id, "
-    "published_at"
+    "published_at, items"
 )
 
 
@@ -38,6 +40,9 @@ class Version:
     source_files: list[dict]
     run_id: str
     published_at: datetime
+    items: tuple[str, ...] | None = None
+    """The items its rows have (the contract's when it was published); None in versions
+    recorded before items were, which have every item of the contract."""
 
     @classmethod
     def from_row(cls, row: tuple) -> Version:
@@ -49,6 +54,7 @@ class Version:
             quality.setdefault("quarantine_rate", quality["failure_rate"])
         values[5] = quality
         values[6] = json.loads(values[6])
+        values[9] = tuple(json.loads(values[9])) if values[9] else None
         return cls(*values)
 
     def as_dict(self) -> dict:
@@ -62,6 +68,7 @@ class Version:
             "source_files": self.source_files,
             "run_id": self.run_id,
             "published_at": self.published_at.isoformat(),
+            "items": list(self.items) if self.items is not None else None,
         }
 
 
@@ -123,12 +130,13 @@ def next_snapshot_id(con: duckdb.DuckDBPyConnection) -> int:
 
 def insert_version(con: duckdb.DuckDBPyConnection, version: Version) -> None:
     con.execute(
-        f"INSERT INTO {VERSIONS} ({_VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO {VERSIONS} ({_VERSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             version.dataset, version.version, version.snapshot_id, version.row_count,
             version.schema_hash, json.dumps(version.quality, ensure_ascii=False),
             json.dumps(version.source_files, ensure_ascii=False), version.run_id,
             version.published_at,
+            json.dumps(list(version.items)) if version.items is not None else None,
         ],
     )  # fmt: skip
 
@@ -207,9 +215,25 @@ def recent_runs(con: duckdb.DuckDBPyConnection, limit: int = 20) -> list[RunReco
     return [RunRecord.from_row(r) for r in rows]
 
 
-def version_relation(version: Version) -> str:
-    """The version's rows: the published table as of the snapshot its publish created."""
-    return f"{published_table(version.dataset)} AT (VERSION => {int(version.snapshot_id)})"
+def dataset_relation(contract: Contract, version: Version) -> str:
+    """The version's rows with every item of the contract (those added since read NULL)."""
+    if version.items is None:
+        return version_relation(version)
+    absent = {
+        item.name: SQL_TYPES[item.type] for item in contract.items if item.name not in version.items
+    }
+    return version_relation(version, absent)
+
+
+def version_relation(version: Version, absent: Mapping[str, str] | None = None) -> str:
+    """The version's rows: the published table as of the snapshot its publish created.
+    ``absent``: items (name -> SQL type) a later contract added, which the version's rows
+    lack; they read as NULL (the table's columns at that snapshot are the version's)."""
+    relation = f"{published_table(version.dataset)} AT (VERSION => {int(version.snapshot_id)})"
+    if not absent:
+        return relation
+    nulls = ", ".join(f"NULL::{kind} AS {quote_ident(name)}" for name, kind in absent.items())
+    return f"(SELECT *, {nulls} FROM {relation})"
 
 
 @dataclass(frozen=True)

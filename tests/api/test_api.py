@@ -115,7 +115,10 @@ def test_catalog_filters(client, query, expected):
 
 def test_catalog_entry_has_items_and_versions(client):
     entry = client.get("/catalog/population").json()
-    assert entry["catalog"]["resource_code"] == "A01/330100-GA-00001"
+    meta = entry["catalog"]
+    # The guide's code: classification code "/" sequence code, 类 1 (base), 项 01 (人口).
+    assert meta["resource_code"] == f"{meta['classification_code']}/{meta['sequence_code']}"
+    assert meta["resource_code"].startswith("101")
     assert entry["catalog"]["sharing"]["legal_basis"]
     items = {item["name"]: item for item in entry["items"]}
     assert items["id_number"]["label"] == "公民身份号码"

@@ -9,20 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from catalog.contracts import SQL_TYPES
 from catalog.ingest.rules.reference import CLOCK_TABLE, REGION_INDEX_TABLE, REGION_YEARS_TABLE
 
 if TYPE_CHECKING:
     from catalog.contracts import DataItem
 
-SQL_TYPES = {
-    "string": "VARCHAR",
-    "integer": "BIGINT",
-    "decimal": "DECIMAL(20,4)",
-    "date": "DATE",
-    "timestamp": "TIMESTAMP",
-    "boolean": "BOOLEAN",
-    "geojson": "VARCHAR",
-}
 
 # GB 11643 weights and check characters (ISO 7064 MOD 11-2).
 _RIC_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
