@@ -92,6 +92,18 @@ def current_principal(
         raise HTTPException(401, str(exc), headers=_CHALLENGE) from exc
 
 
+def token_credentials(request: Request) -> HTTPAuthorizationCredentials | None:
+    """The token of an ``Authorization`` header as CKAN clients send it: the bare token
+    (CKAN's API tokens; ``ckanapi``'s ``apikey``) or after ``Bearer``. Checked by
+    :func:`current_principal` like any bearer token."""
+    header = request.headers.get("Authorization", "").strip()
+    if not header:
+        return None
+    scheme, _, rest = header.partition(" ")
+    token = rest.strip() if scheme.lower() == "bearer" else header
+    return HTTPAuthorizationCredentials(scheme="Bearer", credentials=token)
+
+
 def access_generation(request: Request) -> int | None:
     """The access generation the call's authentication read (None before it)."""
     return getattr(request.state, "access_generation", None)

@@ -1,7 +1,9 @@
 """CKAN's action API over the catalog (``catalog.exchange.ckan``), at ``/api/3/action/`` and
 ``/api/action/``: GET with query parameters or POST with a JSON body, CKAN's envelope
-(``help``, ``success``, ``result``) and its error objects. Catalog metadata only (public):
-reading rows stays with the rows API and its grants.
+(``help``, ``success``, ``result``) and its error objects. Catalog metadata is public;
+``datastore_search`` reads rows through the rows API's own functions (its token check,
+scope, masks, page and audit entry: ``api/routes/sharing/reads.py``), with the token in
+CKAN's ``Authorization`` header.
 """
 
 from __future__ import annotations
@@ -10,20 +12,30 @@ import json
 import re
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from api.auth import Caller, token_credentials
 from api.deps import state_of
-from api.params import takes_item_filters
+from api.params import MAX_OFFSET, takes_item_filters
+from api.routes.sharing.reads import caller_scope, read_page
 from api.state import AppState
 from catalog.contracts import Contract
 from catalog.discovery.search import FACETS, facet_value, search
 from catalog.exchange import ckan
+from catalog.sharing.access import READER_ROLES, AccessDenied, Scope
+from catalog.sharing.audit import AuditUnavailable
+from catalog.sharing.principal import Principal
+from catalog.sharing.views import RowView, parse_filters, parse_sort
 from catalog.store.versions import Version
+from catalog.text import InputError
 
 router = APIRouter(tags=["ckan"])
 
@@ -40,8 +52,17 @@ class CkanAnswer(BaseModel):
 _ANSWERS = {
     200: {"model": CkanAnswer, "description": "CKAN's envelope with the action's result"},
     400: {"model": CkanAnswer, "description": "Unknown action, or a body not a JSON object"},
-    404: {"model": CkanAnswer, "description": "No such package or organization"},
+    403: {
+        "model": CkanAnswer,
+        "description": "datastore_search without a valid token, or without access to the "
+        "rows (the rows API's reason)",
+    },
+    404: {"model": CkanAnswer, "description": "No such package, organization or resource"},
     409: {"model": CkanAnswer, "description": "A parameter is not valid; the error names it"},
+    503: {
+        "model": CkanAnswer,
+        "description": "datastore_search: the audit log could not be written; no rows",
+    },
 }
 PREFIXES = ("/api/3/action", "/api/action")
 CKAN_VERSION = "2.10.0"  # the API version whose shapes these answers follow
@@ -81,6 +102,24 @@ PARAMETERS: dict[str, tuple[str, ...]] = {
     "help_show": ("name",),
     "tag_list": ("query", "all_fields"),
     "status_show": (),
+    # CKAN 2.10's schema; ``id`` is its older name of ``resource_id``.
+    "datastore_search": (
+        "resource_id",
+        "id",
+        "filters",
+        "q",
+        "full_text",
+        "plain",
+        "distinct",
+        "language",
+        "limit",
+        "offset",
+        "fields",
+        "sort",
+        "include_total",
+        "total_estimation_threshold",
+        "records_format",
+    ),
 }
 _SEARCH_FACETS = tuple(ckan.FQ_FIELDS)
 
@@ -91,7 +130,15 @@ class _Refused(Exception):
 
 
 def _validation(field: str, message: str) -> _Refused:
-    return _Refused(409, {"__type": "Validation Error", field: [message]})
+    return _Refused(409, {"__type": "Validation Error", field: [ckan.echo(message, 500)]})
+
+
+def _denied(message: str) -> _Refused:
+    return _Refused(403, {"__type": "Authorization Error", "message": message})
+
+
+def _not_found(message: str = "Not found") -> _Refused:
+    return _Refused(404, {"__type": "Not Found Error", "message": message})
 
 
 def _int(params: dict, name: str, default: int, low: int, high: int, cap: bool = False) -> int:
@@ -115,6 +162,19 @@ def _flag(params: dict, name: str) -> bool:
     return str(params.get(name, "false")).lower() in ("true", "1", "yes")
 
 
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def _boolean(params: dict, name: str, default: bool) -> bool:
+    """A boolean, or its text in a query string; anything else a Validation Error."""
+    value = params.get(name, default)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in _BOOLEANS:
+        return _BOOLEANS[value.lower()]
+    raise _validation(name, "Must be a boolean (true or false)")
+
+
 _UNSAFE = re.compile("[\x00\ud800-\udfff]")  # NUL, lone surrogates (not encodable)
 
 
@@ -132,14 +192,19 @@ class _Catalog:
     package built at most once."""
 
     def __init__(self, request: Request, state: AppState) -> None:
+        self.request = request
         self.state = state
         self.base = (state.settings.public_url or str(request.base_url)).rstrip("/")
         self.versions = state.versions().by_dataset
-        self.freshness = {
-            name: state.freshness(c, self.latest(name)).status
-            for name, c in state.contracts.items()
-        }
         self._packages: dict[str, dict] = {}
+
+    @cached_property
+    def freshness(self) -> dict[str, str]:
+        """Each dataset's freshness, worked out only by the actions that show it."""
+        return {
+            name: self.state.freshness(c, self.latest(name)).status
+            for name, c in self.state.contracts.items()
+        }
 
     def latest(self, dataset: str) -> Version | None:
         return (self.versions.get(dataset) or [None])[0]
@@ -158,7 +223,7 @@ class _Catalog:
             raise _validation(field, "Missing value")
         found = self.state.contracts.get(name)
         if found is None:
-            raise _Refused(404, {"__type": "Not Found Error", "message": "Not found"})
+            raise _not_found()
         return found
 
     def facet(self, contract: Contract, facet: str) -> str:
@@ -310,7 +375,7 @@ def organization_show(catalog: _Catalog, params: dict) -> dict:
     name = _text(params, "id")
     found = _organizations(catalog).get((name or "").lower())
     if not name or found is None:
-        raise _Refused(404, {"__type": "Not Found Error", "message": "Not found"})
+        raise _not_found()
     contract, count = found
     result = ckan.organization(contract, count)
     if _flag(params, "include_datasets"):
@@ -333,7 +398,7 @@ def group_show(catalog: _Catalog, params: dict) -> dict:
     code = _text(params, "id")
     count = sum(1 for c in catalog.state.contracts.values() if c.catalog.classification == code)
     if code not in ckan.GROUP_TITLES or not count:
-        raise _Refused(404, {"__type": "Not Found Error", "message": "Not found"})
+        raise _not_found()
     result = ckan.group(code, count)
     if _flag(params, "include_datasets"):
         result["packages"] = [
@@ -348,7 +413,7 @@ def help_show(catalog: _Catalog, params: dict) -> str:
     """What an action does (the ``help`` link of every answer points here)."""
     name = _text(params, "name")
     if name not in ACTIONS:
-        raise _Refused(404, {"__type": "Not Found Error", "message": "Not found"})
+        raise _not_found()
     return (ACTIONS[name].__doc__ or name).strip()
 
 
@@ -379,6 +444,173 @@ def status_show(catalog: _Catalog, params: dict) -> dict:
     }
 
 
+# --- datastore_search: the rows API through CKAN ----------------------------------------
+
+_reader = Caller(*READER_ROLES)  # the rows API's token and role check
+
+
+@dataclass(frozen=True)
+class _Records:
+    """A result whose ``records`` are the JSON array DuckDB wrote for the page, spliced in
+    unparsed as on the rows API (decimals stay exact)."""
+
+    result: dict
+    records: str
+
+
+@dataclass(frozen=True)
+class _Query:
+    """datastore_search's parameters that need no scope, checked."""
+
+    limit: int
+    offset: int
+    include_total: bool
+    fields: list[str] | None
+    filters: list[tuple[str, str]]
+    sort: str | None
+
+
+def _principal(request: Request) -> Principal:
+    """The caller of CKAN's ``Authorization`` header, with the rows API's check (an unknown,
+    expired or revoked token, a role that reads no rows): CKAN's 403 otherwise."""
+    credentials = token_credentials(request)
+    if credentials is None:
+        raise _denied("datastore_search needs an API token in the Authorization header")
+    try:
+        return _reader(request, credentials)
+    except HTTPException as refused:
+        raise _denied(str(refused.detail)) from None
+
+
+def _resource(catalog: _Catalog, params: dict) -> Contract:
+    field = "resource_id" if "resource_id" in params or "id" not in params else "id"
+    given = _text(params, field)
+    if not given:
+        raise _validation("resource_id", "Missing value")
+    name = ckan.resource_dataset(given, catalog.state.contracts)
+    if name is None:
+        raise _not_found(f'Resource "{ckan.echo(given)}" was not found.')
+    return catalog.state.contracts[name]
+
+
+def _refuse_unsupported(params: dict) -> None:
+    """What this DataStore does not do is refused by name, never ignored (decision 56)."""
+    for name in ("q", "full_text"):
+        if params.get(name) not in (None, ""):
+            raise _validation(name, "Full text search is not supported: use filters")
+    if _boolean(params, "distinct", False):
+        raise _validation("distinct", "Not supported: records are whole rows")
+    _boolean(params, "plain", True)  # of full text search: checked, nothing to do
+    _text(params, "language")
+    chosen = params.get("records_format", "objects")
+    if chosen not in ckan.RECORDS_FORMATS:
+        raise _validation("records_format", f"Value must be one of {list(ckan.RECORDS_FORMATS)}")
+    if chosen != "objects":
+        raise _validation("records_format", f"{chosen} is not supported: objects only")
+    if params.get("total_estimation_threshold") is not None:
+        _int(params, "total_estimation_threshold", 0, 0, MAX_OFFSET)  # totals are exact
+
+
+def _query(params: dict, page_max: int) -> _Query:
+    _refuse_unsupported(params)
+    try:
+        fields = params.get("fields")
+        filters = params.get("filters")
+        return _Query(
+            # CKAN's rows_max cut, at the rows API's page size.
+            limit=_int(params, "limit", 100, 0, page_max, cap=True),
+            offset=_int(params, "offset", 0, 0, MAX_OFFSET),
+            include_total=_boolean(params, "include_total", True),
+            fields=ckan.datastore_field_names(fields) if fields not in (None, "") else None,
+            filters=ckan.datastore_filters(filters) if filters not in (None, "") else [],
+            sort=ckan.datastore_sort(params["sort"]) if params.get("sort") is not None else None,
+        )
+    except ckan.CkanInputError as error:
+        raise _validation(error.field, str(error)) from None
+
+
+def _view(contract: Contract, scope: Scope, query: _Query) -> tuple[RowView, tuple[str, ...]]:
+    """The rows API's view (sort, filters) and the record's items, checked against the
+    scope by the rows API's own rules: only items shown in clear are sorted or filtered on."""
+    try:
+        ckan.check_fields(contract, [name for name, _ in query.filters], "filters")
+        sorted_by = [part.removeprefix("-") for part in (query.sort or "").split(",") if part]
+        ckan.check_fields(contract, sorted_by, "sort")
+        ckan.check_fields(contract, query.fields or [], "fields")
+    except ckan.CkanInputError as error:
+        raise _validation(error.field, str(error)) from None
+    shown = tuple(name for name in contract.item_names if name in scope.items)
+    outside = [name for name in query.fields or [] if name not in scope.items]
+    if outside:
+        raise _validation("fields", f'field "{outside[0]}" is not in your scope')
+    try:
+        sort = parse_sort(contract, scope, query.sort)
+    except InputError as error:
+        raise _validation("sort", str(error)) from None
+    try:
+        filters = parse_filters(contract, scope, query.filters)
+    except InputError as error:
+        raise _validation("filters", str(error)) from None
+    return RowView(sort, filters), tuple(query.fields) if query.fields else shown
+
+
+def _links(request: Request, offset: int, limit: int) -> dict[str, str]:
+    """CKAN's ``_links``: this call from the start, and the next page (``offset``)."""
+    path = request.url.path
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k != "offset"]
+    start = f"{path}?{urlencode(kept)}" if kept else path
+    return {"start": start, "next": f"{path}?{urlencode([*kept, ('offset', offset + limit)])}"}
+
+
+def datastore_search(catalog: _Catalog, params: dict) -> _Records:
+    """Rows of a dataset's rows API resource (``resource_id``: ``<dataset>-api`` or the
+    dataset's name), exactly as ``GET /datasets/{dataset}/rows`` serves them to the caller
+    (API token in the Authorization header; the grant's items, masks and row filter; every
+    call audited): ``filters`` (item: value or list of values), ``fields``, ``sort``
+    ("item asc, other desc"), ``limit`` (at most the rows API's page), ``offset``,
+    ``include_total``. Records as objects; no full text search (``q``), no ``distinct``."""
+    request, state = catalog.request, catalog.state
+    principal = _principal(request)
+    contract = _resource(catalog, params)
+    query = _query(params, state.settings.page_size_max)
+    try:
+        scope = caller_scope(request, contract, principal, "api", None)  # audits a refusal
+        view, columns = _view(contract, scope, query)
+        chosen, page = read_page(
+            state, principal, contract, scope, view, version=None, limit=query.limit,
+            offset=query.offset, columns=columns,
+            detail={"keyset": False, "via": "ckan.datastore_search",
+                    **({"sort": query.sort} if view.sort else {})},
+        )  # fmt: skip
+    except AccessDenied as error:
+        raise _denied(str(error)) from None
+    except HTTPException as error:  # nothing published yet
+        raise _not_found(str(error.detail)) from None
+    except AuditUnavailable as error:
+        raise _Refused(503, {"__type": "Internal Error", "message": str(error)}) from None
+    result: dict[str, Any] = {
+        "include_total": query.include_total,
+        "resource_id": ckan.api_resource_id(contract.dataset),
+        "fields": ckan.datastore_fields(contract, scope, columns),
+        "records_format": "objects",
+        "limit": query.limit,
+        "offset": query.offset,
+        "_links": _links(request, query.offset, query.limit),
+        "version": chosen.version,  # govshare's: the dataset version the page was read from
+    }
+    if view.filters:
+        result["filters"] = {
+            f.item: f.values[0] if f.op == "eq" else f.values for f in view.filters
+        }
+    if view.sort:
+        result["sort"] = ", ".join(
+            f"{k.item} {'desc' if k.descending else 'asc'}" for k in view.sort
+        )
+    if query.include_total:
+        result.update(total=page.total, total_was_estimated=False)
+    return _Records(result, page.rows)
+
+
 ACTIONS: dict[str, Callable[[_Catalog, dict], object]] = {
     "package_list": package_list,
     "package_show": package_show,
@@ -390,6 +622,7 @@ ACTIONS: dict[str, Callable[[_Catalog, dict], object]] = {
     "help_show": help_show,
     "tag_list": tag_list,
     "status_show": status_show,
+    "datastore_search": datastore_search,
 }
 
 
@@ -397,9 +630,21 @@ def _action_parameters(request: Request) -> list[str]:
     return list(PARAMETERS.get(request.path_params.get("action", ""), ()))
 
 
+def _help(request: Request, action: str) -> str:
+    return f"{str(request.base_url).rstrip('/')}/api/3/action/help_show?name={action}"
+
+
 def _envelope(request: Request, action: str, body: dict, status: int = 200) -> JSONResponse:
-    help_url = f"{str(request.base_url).rstrip('/')}/api/3/action/help_show?name={action}"
-    return JSONResponse({"help": help_url, **body}, status_code=status)
+    return JSONResponse({"help": _help(request, action), **body}, status_code=status)
+
+
+def _with_records(request: Request, action: str, answer: _Records) -> Response:
+    """The envelope with the records spliced in last, as DuckDB wrote them."""
+    body = {"help": _help(request, action), "success": True, "result": answer.result}
+    text = json.dumps(body, ensure_ascii=False)  # ends with the result's "}" and the body's
+    return Response(
+        text[:-2] + ', "records": ' + answer.records + "}}", media_type="application/json"
+    )
 
 
 async def _arguments(request: Request) -> dict:
@@ -437,6 +682,8 @@ async def ckan_action(request: Request, action: str) -> JSONResponse:
     except _Refused as refused:
         body = {"success": False, "error": refused.error}
         return _envelope(request, action, body, refused.status)
+    if isinstance(result, _Records):
+        return _with_records(request, action, result)
     return _envelope(request, action, {"success": True, "result": result})
 
 
@@ -445,9 +692,12 @@ for _prefix in PREFIXES:
         f"{_prefix}/{{action}}",
         ckan_action,
         methods=["GET", "POST"],
-        summary="CKAN action API (catalog metadata)",
+        summary="CKAN action API (catalog metadata; rows by datastore_search with a token)",
         description="CKAN's actions over the catalog: " + ", ".join(ACTIONS) + ". GET with "
-        "query parameters or POST with a JSON body; CKAN's envelope and error objects.",
+        "query parameters or POST with a JSON body; CKAN's envelope and error objects. "
+        "Metadata is public; `datastore_search` reads rows as `GET /datasets/{dataset}/rows` "
+        "does (roles provider, consumer, analyst; grants, masks, audit), with the token in "
+        "`Authorization` (bare, as CKAN clients send it, or after `Bearer`).",
         include_in_schema=_prefix == PREFIXES[0],
         response_model=None,
         responses=_ANSWERS,

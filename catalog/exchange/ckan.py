@@ -7,17 +7,27 @@ classification a group, its keywords tags; the catalog fields CKAN has no place 
 extras. Its resources are the ways it is handed over: the rows API, and the bulk download
 formats where the contract allows them. Search reuses the catalog search
 (``catalog.discovery.search``); ``fq`` takes ``field:value`` terms on the facets.
+
+The rows API resource is CKAN's DataStore resource of the dataset (``datastore_active``):
+``datastore_search`` reads it by its id (``<dataset>-api``) or the dataset's name. This
+module turns CKAN's parameters into the rows API's (filters as ``item=value`` pairs, the
+sort as its ``sort``) and describes the fields as the caller's scope shows them; the rows,
+grants, masks and audit are the rows API's own (``api/routes/ckan.py``).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
+from collections.abc import Container
 from datetime import UTC, datetime
 
 from catalog.contracts import Contract
 from catalog.discovery.search import quality_band
 from catalog.exchange.guide import CLASSIFICATION
+from catalog.sharing.access import Scope
+from catalog.sharing.views import how_shown
 from catalog.store.versions import Version
 
 GROUP_TITLES = CLASSIFICATION
@@ -32,6 +42,22 @@ FQ_FIELDS = {
     "quality_band": "quality_band",
     "freshness": "freshness",
 }
+API_RESOURCE = "api"
+"""Suffix of the id of a dataset's rows API resource (``population-api``)."""
+# The contracts' item types as CKAN's DataStore names its column types (PostgreSQL's).
+DATASTORE_TYPES = {
+    "string": "text",
+    "integer": "int8",
+    "decimal": "numeric",
+    "date": "date",
+    "timestamp": "timestamp",
+    "boolean": "bool",
+    "geojson": "text",  # GeoJSON as text, as the rows API hands it out
+}
+RECORDS_FORMATS = ("objects", "lists", "csv", "tsv")
+"""``records_format`` values CKAN knows; only ``objects`` is served (decision 56)."""
+_ECHO = 100  # characters of a caller's field name repeated in an error
+_UNSAFE = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 SORTS = {"score", "id", "name", "title_string", "metadata_modified", "metadata_created"}
 _TERM = re.compile(r"^\+?([a-z_]+):(.+)$")
 
@@ -94,12 +120,14 @@ def _resources(contract: Contract, base: str, modified: str | None) -> list[dict
     if "api" in contract.catalog.sharing.method:
         found.append(
             {
-                "id": f"{name}-api",
+                "id": api_resource_id(name),
                 "name": "数据接口 / Rows API",
                 "url": f"{base}/datasets/{name}/rows",
                 "format": "JSON",
                 "mimetype": "application/json",
-                "description": "Pages of rows within a granted scope (token and grant).",
+                "description": "Pages of rows within a granted scope (token and grant); "
+                "also through datastore_search.",
+                "datastore_active": True,
             }
         )
     if "bulk_download" in contract.catalog.sharing.method:
@@ -114,6 +142,7 @@ def _resources(contract: Contract, base: str, modified: str | None) -> list[dict
                     "url": f"{base}/datasets/{name}/export?format={fmt.lower()}",
                     "format": fmt,
                     "description": "The whole version within a granted scope.",
+                    "datastore_active": False,
                 }
             )
     for position, resource in enumerate(found):
@@ -207,3 +236,124 @@ def parse_sort(sort: str | None) -> tuple[str, bool] | None:
     if first[0] == "score":
         return None
     return first[0], len(first) > 1 and first[1] == "desc"
+
+
+# --- datastore_search ------------------------------------------------------------------
+
+
+def api_resource_id(dataset: str) -> str:
+    """The id of a dataset's rows API resource, the one ``datastore_search`` reads."""
+    return f"{dataset}-{API_RESOURCE}"
+
+
+def resource_dataset(resource_id: str, datasets: Container[str]) -> str | None:
+    """The dataset a ``datastore_search`` resource id names: the id of its rows API
+    resource, or its name (what CKAN clients that know only the package send); None for
+    anything else."""
+    if resource_id in datasets:
+        return resource_id
+    name = resource_id.removesuffix(f"-{API_RESOURCE}")
+    return name if name != resource_id and name in datasets else None
+
+
+def echo(text: str, limit: int = _ECHO) -> str:
+    """A caller's text as an error may repeat it: short, and encodable."""
+    return _UNSAFE.sub("\ufffd", text[:limit])
+
+
+def _json(raw: object, field: str) -> object:
+    """A parameter that comes as JSON text in a query string (a JSON body holds it as is)."""
+    if not isinstance(raw, str):
+        return raw
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        raise CkanInputError(field, "Could not parse as valid JSON") from None
+
+
+def datastore_filters(raw: object) -> list[tuple[str, str]]:
+    """CKAN's ``filters`` (``{"item": value}``, a list of values for any of them) as the
+    rows API's ``item=value`` pairs. Values are text, whole numbers or booleans: the items
+    a filter may compare have no other kind."""
+    given = _json(raw, "filters")
+    if not isinstance(given, dict):
+        raise CkanInputError("filters", "Must be a dictionary of field: value or list of values")
+    pairs = []
+    for name, value in given.items():
+        values = value if isinstance(value, list) else [value]
+        if not values:
+            raise CkanInputError("filters", f'field "{echo(name)}": give at least one value')
+        pairs += [(name, _filter_text(name, v)) for v in values]
+    return pairs
+
+
+def _filter_text(name: str, value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | str):
+        return str(value)
+    raise CkanInputError(
+        "filters", f'field "{echo(name)}": values are text, whole numbers or booleans'
+    )
+
+
+def _strings(raw: object, field: str) -> list[str]:
+    """A list of strings, or one comma-separated string (CKAN's list_of_strings_or_string)."""
+    if isinstance(raw, str):
+        return [part.strip() for part in raw.split(",")]
+    if isinstance(raw, list) and all(isinstance(part, str) for part in raw):
+        return [part.strip() for part in raw]
+    raise CkanInputError(field, "Must be a list of strings or a comma-separated string")
+
+
+def datastore_field_names(raw: object) -> list[str]:
+    """CKAN's ``fields``: the items each record holds, in this order."""
+    names = _strings(raw, "fields")
+    if not all(names):
+        raise CkanInputError("fields", "A field name is empty")
+    if len(set(names)) != len(names):
+        raise CkanInputError("fields", "A field is named twice")
+    return names
+
+
+def datastore_sort(raw: object) -> str | None:
+    """CKAN's ``sort`` (``"region_code, birth_date desc"``, or a list of such clauses) as
+    the rows API's (``region_code,-birth_date``); None for no sort."""
+    clauses = [clause for clause in _strings(raw, "sort") if clause]
+    parts = []
+    for clause in clauses:
+        words = clause.split()
+        direction = words[1].lower() if len(words) == 2 else "asc"
+        if len(words) > 2 or direction not in ("asc", "desc"):
+            raise CkanInputError("sort", f'cannot sort by "{echo(clause)}": field [asc|desc]')
+        name = words[0].strip('"')
+        parts.append(("-" if direction == "desc" else "") + name)
+    return ",".join(parts) or None
+
+
+def check_fields(contract: Contract, names: list[str], field: str) -> None:
+    """CkanInputError naming ``field`` for a name that is not one of the dataset's items
+    (CKAN's ``_id`` is not: rows are told apart by the dataset's key)."""
+    for name in names:
+        if name not in contract.item_names:
+            raise CkanInputError(field, f'field "{echo(name)}" not in resource')
+
+
+def datastore_fields(contract: Contract, scope: Scope, names: tuple[str, ...]) -> list[dict]:
+    """CKAN's ``fields`` of a result: each item's DataStore type as the scope shows it (an
+    item masked, pseudonymised or redacted is text, whatever its type) and its data
+    dictionary entry (``info``: label and notes)."""
+    fields = []
+    for name in names:
+        item = contract.item(name)
+        how = how_shown(contract, scope, name)
+        clear = how == "clear"
+        notes = item.description if clear else f"{item.description} ({how} in this scope)"
+        fields.append(
+            {
+                "id": name,
+                "type": DATASTORE_TYPES[item.type] if clear else "text",
+                "info": {"label": item.label, "notes": notes},
+            }
+        )
+    return fields

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from catalog.contracts import Contract, DataItem
 from catalog.sharing.access import Scope
-from catalog.sharing.views import shown_in_clear
+from catalog.sharing.views import how_shown, shown_in_clear
 from catalog.store.versions import Version
 
 # The contracts' item types in Table Schema (specs.frictionlessdata.io/table-schema).
@@ -30,10 +30,8 @@ DATA_FILE = "data.csv"
 
 def _field(contract: Contract, scope: Scope, item: DataItem) -> dict:
     field: dict = {"name": item.name, "title": item.label, "description": item.description}
-    if not shown_in_clear(contract, scope, item.name):
-        how = "pseudonymised" if item.name in scope.pseudonymised else "masked"
-        if item.name in scope.redacted:
-            how = "redacted"
+    how = how_shown(contract, scope, item.name)
+    if how != "clear":
         field.update(type="string", description=f"{item.description} ({how} in this scope)")
         return field
     field["type"] = TYPES[item.type]

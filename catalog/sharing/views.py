@@ -13,6 +13,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
+from typing import Literal
 
 from catalog.contracts import Contract
 from catalog.sharing.access import FilterClause, Scope
@@ -70,6 +71,18 @@ def shown_in_clear(contract: Contract, scope: Scope, item: str) -> bool:
         and item not in scope.redacted
         and (item not in contract.sensitive_items or item in scope.unmasked)
     )
+
+
+Shown = Literal["clear", "masked", "pseudonymised", "redacted"]
+
+
+def how_shown(contract: Contract, scope: Scope, item: str) -> Shown:
+    """How the scope shows an item of its own: in clear, or how it is hidden."""
+    if shown_in_clear(contract, scope, item):
+        return "clear"
+    if item in scope.redacted:
+        return "redacted"
+    return "pseudonymised" if item in scope.pseudonymised else "masked"
 
 
 def parse_sort(contract: Contract, scope: Scope, text: str | None) -> tuple[SortKey, ...]:

@@ -50,6 +50,7 @@ from catalog.sharing.reads import (
     EXPORT_FORMATS,
     Cursor,
     ExportFormat,
+    Page,
     changes_sample,
     check_export_format,
     decode_cursor,
@@ -80,7 +81,7 @@ _SUFFIX = {
 _FORMAT_HELP = "File format: " + "; ".join(f"`{k}`: {v}" for k, v in EXPORT_FORMATS.items())
 
 
-def _scope(
+def caller_scope(
     request: Request, contract: Contract, principal: Principal, path: DataPath, grant: int | None
 ) -> Scope:
     """The caller's scope, or 403 (audited) with the reason. The masks are chosen on what
@@ -168,7 +169,7 @@ def _next_url(
     return f"/datasets/{quote(contract.dataset)}/rows?{urlencode(query)}"
 
 
-def _version(state: AppState, contract: Contract, number: int | None) -> Version:
+def dataset_version(state: AppState, contract: Contract, number: int | None) -> Version:
     versions = state.versions()
     chosen = (
         versions.get(contract.dataset, number)
@@ -180,7 +181,7 @@ def _version(state: AppState, contract: Contract, number: int | None) -> Version
     return chosen
 
 
-def _audit_read(
+def audit_read(
     state: AppState,
     principal: Principal,
     action: str,
@@ -212,6 +213,39 @@ def _audit_read(
         ),
         state.now(),
     )
+
+
+def read_page(
+    state: AppState,
+    principal: Principal,
+    contract: Contract,
+    scope: Scope,
+    view: RowView,
+    *,
+    version: int | None,
+    limit: int,
+    offset: int,
+    walk: Cursor | None = None,
+    columns: tuple[str, ...] | None = None,
+    detail: dict,
+) -> tuple[Version, Page]:
+    """A page of the scope's rows in the view, audited as a read before it is returned (a
+    failed entry refuses it): the rows API and CKAN's ``datastore_search`` both read here.
+    ``columns``: the scope's items each record holds (all of them by default)."""
+    chosen = dataset_version(state, contract, version)
+    key = state.pseudonyms.key_for(scope.pseudonym_context)
+    # The lake cursor is taken here, not as a dependency: a sync dependency that yields
+    # costs two more hops to the thread pool.
+    with state.reader() as cursor:
+        page = rows_json(
+            cursor, contract, chosen, scope, limit=limit, offset=offset, pseudonym_key=key,
+            after=walk.after if walk else None, hint=walk.hint if walk else None, view=view,
+            copies=state.copies, columns=columns,
+        )  # fmt: skip
+    filters = {"filters": [f.model_dump() for f in view.filters]} if view.filters else {}
+    detail = {"offset": offset, "limit": limit, **detail, **filters}
+    audit_read(state, principal, "read", contract, chosen, scope, page.served, detail)
+    return chosen, page
 
 
 def _dataset_items(request: Request) -> list[str]:
@@ -261,7 +295,7 @@ def get_rows(
         ),
     ] = None,
 ) -> Response:
-    scope = _scope(request, contract, principal, "api", grant)
+    scope = caller_scope(request, contract, principal, "api", grant)
     view = RowView(
         parse_sort(contract, scope, sort), parse_filters(contract, scope, undeclared_query(request))
     )
@@ -271,32 +305,10 @@ def get_rows(
         walk = _walk(contract, scope, view, after, version, offset)
         version = walk.version
         offset = walk.position or 0
-    chosen = _version(state, contract, version)
-    key = state.pseudonyms.key_for(scope.pseudonym_context)
-    # The lake cursor is taken here, not as a dependency: a sync dependency that yields
-    # costs two more hops to the thread pool.
-    with state.reader() as cursor:
-        page = rows_json(
-            cursor, contract, chosen, scope, limit=limit, offset=offset, pseudonym_key=key,
-            after=walk.after if walk else None, hint=walk.hint if walk else None, view=view,
-            copies=state.copies,
-        )  # fmt: skip
-    _audit_read(
-        state,
-        principal,
-        "read",
-        contract,
-        chosen,
-        scope,
-        page.served,
-        {
-            "offset": offset,
-            "limit": limit,
-            "keyset": after is not None,
-            **({"sort": sort} if view.sort else {}),
-            **({"filters": [f.model_dump() for f in view.filters]} if view.filters else {}),
-        },
-    )
+    chosen, page = read_page(
+        state, principal, contract, scope, view, version=version, limit=limit, offset=offset,
+        walk=walk, detail={"keyset": after is not None, **({"sort": sort} if view.sort else {})},
+    )  # fmt: skip
     following = next_cursor(contract, scope, chosen.version, page, offset, limit, view)
     token = encode_cursor(following) if following else None
     envelope = json.dumps(
@@ -349,14 +361,14 @@ def export_rows(
     grant: GrantId = None,
 ) -> FileResponse:
     check_export_format(contract, format)  # before the scope: the same for every caller
-    scope = _scope(request, contract, principal, "bulk_download", grant)
-    chosen = _version(state, contract, version)
+    scope = caller_scope(request, contract, principal, "bulk_download", grant)
+    chosen = dataset_version(state, contract, version)
     folder = _export_folder(state)
     path = folder / f"{contract.dataset}-v{chosen.version}.{_SUFFIX.get(format, format)}"
     try:
         key = state.pseudonyms.key_for(scope.pseudonym_context)
         rows = export_file(cursor, contract, chosen, scope, path, format, pseudonym_key=key)
-        _audit_read(state, principal, "export", contract, chosen, scope, rows, {"format": format})
+        audit_read(state, principal, "export", contract, chosen, scope, rows, {"format": format})
     except BaseException:
         _remove(folder)
         raise
@@ -405,7 +417,7 @@ def get_changes(
     limit: int = Query(10, ge=1, le=100),
     grant: GrantId = None,
 ) -> dict:
-    scope = _scope(request, contract, principal, "api", grant)
+    scope = caller_scope(request, contract, principal, "api", grant)
     older, newer = version_pair(state, contract, from_, to)
     key = state.pseudonyms.key_for(scope.pseudonym_context)
     with state.reader() as cursor:
@@ -413,7 +425,7 @@ def get_changes(
         sample = changes_sample(cursor, contract, older, newer, scope, key, limit)
     served = sum(len(rows) for rows in sample.values())
     detail = {"changes_from": older.version if older else None, "limit": limit}
-    _audit_read(state, principal, "read", contract, newer, scope, served, detail)
+    audit_read(state, principal, "read", contract, newer, scope, served, detail)
     return {
         "dataset": contract.dataset,
         "from_version": older.version if older else None,
