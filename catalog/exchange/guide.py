@@ -19,7 +19,7 @@ from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 
-from catalog.contracts import Contract, DataItem
+from catalog.contracts import CatalogMeta, Contract, DataItem, classification_item
 from catalog.exchange import dcat
 from catalog.sharing.requests import local_day
 from catalog.store.versions import Version
@@ -84,6 +84,13 @@ def guide_rows(
     return rows
 
 
+def _classification(meta: CatalogMeta) -> str:
+    """The guide's 类 and, for base and theme resources, its 项 (基础信息资源/人口)."""
+    item = classification_item(meta.classification, meta.classification_code)
+    kind = CLASSIFICATION[meta.classification]
+    return f"{kind}/{item}" if item else kind
+
+
 def _resource(
     contract: Contract, versions: list[Version], timezone: str, codes: dict[str, str]
 ) -> dict[str, str]:
@@ -94,7 +101,7 @@ def _resource(
     conditions = "；".join(part for part in parts if part)
     published = versions[0].published_at if versions else None
     return {
-        "信息资源分类": CLASSIFICATION[meta.classification],
+        "信息资源分类": _classification(meta),
         "信息资源名称": meta.name,
         "信息资源代码": meta.resource_code,
         "信息资源提供方": meta.provider.name,
