@@ -35,6 +35,8 @@ from catalog.store.snapshots import SnapshotProbe
 from catalog.store.versions import Version, VersionIndex, VersionsAt
 
 _log = logging.getLogger(__name__)
+START_LOCK_SECONDS = 5.0
+"""How long the API's start waits for the lake's write lock to record a release."""
 
 
 def utc_now() -> datetime:
@@ -94,7 +96,7 @@ class AppState:
         A busy lake is left to the publish holding it or the Dagster sensor; a contract that
         changed a published resource code stops the start (:class:`ResourceCodeChanged`)."""
         try:
-            return sync(self.lake, self.contracts, self.now())
+            return sync(self.lake, self.contracts, timeout=START_LOCK_SECONDS)
         except LakeBusy as busy:
             _log.warning("catalog release not recorded at start: %s", busy)
             return None

@@ -105,6 +105,13 @@ CLASSIFICATION_CODE = r"^[1-3][0-9]{5}[0-9]{0,12}$"
 SEQUENCE_CODE = r"^[0-9]{1,12}$"
 
 
+def code_identity(resource_code: str) -> str:
+    """What makes two resource codes the same: the classification code and the sequence
+    code's number (000001 and 1 number the same resource)."""
+    front, _, sequence = resource_code.partition("/")
+    return f"{front}/{int(sequence)}" if sequence.isdigit() else resource_code
+
+
 def classification_item(classification: str, code: str) -> str | None:
     """The guide's name of a classification code's 项 (None for department resources)."""
     items = {"base": BASE_ITEMS, "theme": THEME_ITEMS}.get(classification, ())
@@ -475,11 +482,11 @@ def load_contracts(folder: Path) -> dict[str, Contract]:
     codes: dict[str, str] = {}
     services: dict[str, str] = {}
     for name, contract in contracts.items():
-        code = contract.catalog.resource_code
+        code = code_identity(contract.catalog.resource_code)
         if code in codes:
             raise ContractError(
                 f"{folder / (name + '.yaml')}: at catalog.sequence_code: resource code "
-                f"{code!r} is already used by {codes[code]}"
+                f"{contract.catalog.resource_code!r} is already used by {codes[code]}"
             )
         codes[code] = name
         for service in contract.verification:

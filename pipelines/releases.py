@@ -3,8 +3,6 @@ without waiting for a publish or an API start (:func:`catalog.store.releases.syn
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import dagster as dg
 
 from catalog.contracts import load_contracts
@@ -13,6 +11,7 @@ from catalog.store.releases import sync
 from pipelines.resources import PlatformResource
 
 RELEASE_SECONDS = 120
+LOCK_SECONDS = 5.0  # a publish holding the lake records its own release
 
 
 @dg.sensor(
@@ -24,7 +23,7 @@ RELEASE_SECONDS = 120
 def catalog_release(context: dg.SensorEvaluationContext, platform: PlatformResource) -> None:
     contracts = load_contracts(platform.settings.schemas_dir)
     try:
-        release = sync(platform.lake, contracts, datetime.now(UTC))
+        release = sync(platform.lake, contracts, timeout=LOCK_SECONDS)
     except LakeBusy as busy:  # a run is publishing: the next tick (or its publish) records it
         context.log.info(str(busy))
         return

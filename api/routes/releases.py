@@ -80,7 +80,9 @@ class DatasetDiff(BaseModel):
     from_version: int | None = Field(description="None: before the first version")
     to_version: int
     rows: dict[str, int] = Field(description="Rows added, deleted and changed, by key")
-    items_changed: dict[str, int] = Field(description="Changed rows per item that changed")
+    items_changed: dict[str, int] = Field(
+        description="Changed rows per item that changed, for items of public sensitivity"
+    )
     schema_: dict[str, Any] = Field(
         alias="schema", description="Items added, removed, and whose stored type changed"
     )
@@ -206,7 +208,7 @@ def version_pair(
     response_model_by_alias=True,
     summary="What changed in a dataset between two of its versions",
     description="Counts of rows added, deleted and changed by key (from DuckLake's change "
-    "feed between the versions' snapshots), changed rows per item, and the schema diff. "
+    "feed between the versions' snapshots), changed rows per public item, and the schema diff. "
     "`to`: the latest version if absent; `from`: the version before `to` if absent. A masked "
     "sample of the rows: `GET /datasets/{dataset}/changes`.",
     responses={404: {"description": "Unknown dataset or version"}},
@@ -225,7 +227,13 @@ def dataset_diff(
         from_version=a.version if a else None,
         to_version=b.version,
         rows=found.counts,
-        items_changed=found.items_changed,
+        # Per item only where the item is public: a count of one changed phone number
+        # singles out a person; the rows of a change come under a grant (/changes).
+        items_changed={
+            name: count
+            for name, count in found.items_changed.items()
+            if contract.item(name).sensitivity == "public"
+        },
         schema=found.schema,
         row_count=_row_counts(a, b),
     )

@@ -87,8 +87,10 @@ class SchemaChangeRefused(ValueError):
 def _ensure_tables(con: duckdb.DuckDBPyConnection, contract: Contract) -> None:
     """Create the dataset's tables, or add the items a contract added since (a column
     added to a DuckLake table is absent from its earlier snapshots: the versions before
-    read it as NULL). An item removed from the contract keeps its column: new rows leave it
-    NULL and earlier versions keep their values. A published item's type cannot change."""
+    read it as NULL). An item removed from the contract is dropped from the published
+    table: earlier versions keep it in their snapshots, and an item added again later
+    starts empty rather than bringing back the values of before. The quarantine keeps every
+    column (its rows are what was delivered). A published item's type cannot change."""
     items = ", ".join(f"{quote_ident(i.name)} {SQL_TYPES[i.type]}" for i in contract.items)
     lineage = ", ".join(f"{name} {kind}" for name, kind in LINEAGE_COLUMNS.items())
     published = published_table(contract.dataset)
@@ -99,7 +101,15 @@ def _ensure_tables(con: duckdb.DuckDBPyConnection, contract: Contract) -> None:
     con.execute(f"CREATE TABLE IF NOT EXISTS {quarantine} ({text_items}, {extra})")
     add_resolution_columns(con, contract.dataset)
     _add_items(con, contract, published, {i.name: SQL_TYPES[i.type] for i in contract.items})
+    _drop_removed(con, contract, published)
     _add_items(con, contract, quarantine, {i.name: "VARCHAR" for i in contract.items})
+
+
+def _drop_removed(con: duckdb.DuckDBPyConnection, contract: Contract, table: str) -> None:
+    have = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()]
+    for name in have:
+        if name not in contract.item_names and name not in LINEAGE_COLUMNS:
+            con.execute(f"ALTER TABLE {table} DROP COLUMN {quote_ident(name)}")
 
 
 def _add_items(
@@ -337,10 +347,12 @@ def publish(
 ) -> PublishResult:
     """Quarantine failing rows and, if the delivery passes its threshold, publish a version.
     Waits for the lake's write lock at most ``lake_lock_timeout_seconds`` (else LakeBusy)."""
-    delivery = Delivery(
-        contract, quality, sources, run_id, datetime.now(UTC), _folder_contracts(lake)
-    )
     with lake.writer() as con:
+        # Under the lock: the time and the folder's contracts are those of the release this
+        # publish records, after any release recorded while it waited.
+        delivery = Delivery(
+            contract, quality, sources, run_id, datetime.now(UTC), _folder_contracts(lake)
+        )
         _ensure_tables(con, contract)
         staging = sql_literal(str(staging_path(lake.settings, contract.dataset, run_id)))
         con.execute(f"ATTACH {staging} AS stg (READ_ONLY)")

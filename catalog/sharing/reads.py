@@ -830,7 +830,33 @@ def _export_geojson(
     return rows
 
 
-def changes_sample(
+@dataclass(frozen=True)
+class ScopeChanges:
+    """A diff between two versions as one scope sees it (:func:`scope_changes`)."""
+
+    counts: dict[str, int]
+    items_changed: dict[str, int]
+    sample: dict[str, list]
+
+
+_SCOPE_CHANGES = "scope_changes"  # temp table of the connection computing them
+
+
+def _shown_rows(
+    contract: Contract, version: Version | None, scope: Scope, record: str, order: str
+) -> str:
+    """The touched keys' rows of a version as the scope shows them (its row filter)."""
+    keys = ", ".join(quote_ident(k) for k in contract.key)
+    if version is None:  # before the first version: no rows
+        return f"SELECT {keys}, NULL AS _r, NULL AS _o FROM {CHANGES_TABLE} WHERE FALSE"
+    return (
+        f"SELECT {keys}, {record} AS _r, {order} AS _o "
+        f"FROM (SELECT * FROM {dataset_relation(contract, version)}) "
+        f"SEMI JOIN {CHANGES_TABLE} USING ({keys}) WHERE {filter_sql(scope.row_filter)}"
+    )
+
+
+def scope_changes(
     con: duckdb.DuckDBPyConnection,
     contract: Contract,
     older: Version | None,
@@ -838,34 +864,54 @@ def changes_sample(
     scope: Scope,
     pseudonym_key: bytes,
     limit: int,
-) -> dict[str, list]:
-    """Up to ``limit`` rows of each kind of change between the versions (the keys
-    :func:`~catalog.store.changes.version_changes` left on this connection) as the scope shows
-    them: its items, masked as in its rows, only rows its row filter passes; added and
-    changed rows as ``newer`` holds them, deleted ones as ``older`` did. A changed row names
-    the items of the scope whose value changed."""
+) -> ScopeChanges:
+    """The change between two versions as the scope's rows show it, over the keys
+    :func:`~catalog.store.changes.build_changes` left on this connection: a row the scope
+    sees in ``newer`` only is added (it may have moved into the row filter), in ``older``
+    only deleted, in both with a shown value that differs changed, naming those items. A
+    change the scope cannot see (an item outside it, one masked alike before and after, a
+    row outside its filter) is no change here. Up to ``limit`` rows of each kind, masked as
+    in the scope's rows (added and changed as ``newer`` shows them, deleted as ``older``)."""
     values = _values(contract, scope, pseudonym_key)
     record = "{" + ", ".join(f"{sql_literal(item.name)}: {v}" for item, v in values) + "}"
-    keys = ", ".join(quote_ident(k) for k in contract.key)
-    shown = sorted(scope.items)
+    order = order_sql(contract, scope, pseudonym_key)
+    match = " AND ".join(f"o.{quote_ident(k)} = n.{quote_ident(k)}" for k in contract.key)
+    differs = ", ".join(
+        f"CASE WHEN o._r[{sql_literal(item.name)}] IS DISTINCT FROM n._r[{sql_literal(item.name)}]"
+        f" THEN {sql_literal(item.name)} END"
+        for item, _ in values
+    )
+    first_key = quote_ident(contract.key[0])
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {_SCOPE_CHANGES} AS "
+        f"WITH o AS ({_shown_rows(contract, older, scope, record, order)}), "
+        f"n AS ({_shown_rows(contract, newer, scope, record, order)}) "
+        f"SELECT CASE WHEN o.{first_key} IS NULL THEN 'added' "
+        f"WHEN n.{first_key} IS NULL THEN 'deleted' ELSE 'changed' END AS _kind, "
+        f"coalesce(n._r, o._r) AS _r, coalesce(n._o, o._o) AS _o, "
+        f"list_filter([{differs}], x -> x IS NOT NULL) AS _items "
+        f"FROM o FULL JOIN n ON {match} "
+        f"WHERE o.{first_key} IS NULL OR n.{first_key} IS NULL OR o._r IS DISTINCT FROM n._r"
+    )
+    counts = dict.fromkeys(("added", "deleted", "changed"), 0)
+    counted = con.execute(f"SELECT _kind, count(*) FROM {_SCOPE_CHANGES} GROUP BY _kind")
+    counts.update({kind: int(n) for kind, n in counted.fetchall()})
+    items = con.execute(
+        f"SELECT item, count(*) FROM (SELECT unnest(_items) AS item FROM {_SCOPE_CHANGES} "
+        "WHERE _kind = 'changed') GROUP BY item ORDER BY count(*) DESC, item"
+    ).fetchall()
     sample: dict[str, list] = {}
-    for kind, version in (("added", newer), ("deleted", older), ("changed", newer)):
-        if version is None:  # before the first version: nothing deleted
-            sample[kind] = []
-            continue
-        relation = dataset_relation(contract, version)
+    for kind in counts:
         rows = con.execute(
-            f"SELECT CAST(to_json({record}) AS VARCHAR), "
-            f"list_intersect(c._items, ?) FROM (SELECT * FROM {relation}) "
-            f"JOIN {CHANGES_TABLE} c USING ({keys}) "
-            f"WHERE c._kind = ? AND {filter_sql(scope.row_filter)} "
-            f"ORDER BY {order_sql(contract, scope, pseudonym_key)} LIMIT ?",
-            [shown, kind, limit],
+            f"SELECT CAST(to_json(_r) AS VARCHAR), _items FROM {_SCOPE_CHANGES} "
+            f"WHERE _kind = ? ORDER BY _o LIMIT ?",
+            [kind, limit],
         ).fetchall()
         sample[kind] = [
-            {"row": json.loads(row), "items": sorted(items)}
+            {"row": json.loads(row), "items": list(changed)}
             if kind == "changed"
             else json.loads(row)
-            for row, items in rows
+            for row, changed in rows
         ]
-    return sample
+    con.execute(f"DROP TABLE {_SCOPE_CHANGES}")
+    return ScopeChanges(counts, {name: int(n) for name, n in items}, sample)

@@ -16,11 +16,11 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import duckdb
 
-from catalog.contracts import Contract
+from catalog.contracts import Contract, code_identity
 from catalog.store.lake import LAKE, META_SCHEMA, Lake
 from catalog.store.versions import Version, latest_versions
 
@@ -125,37 +125,45 @@ def metadata_documents(con: duckdb.DuckDBPyConnection, digests: Iterable[str]) -
 
 def _codes_held(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, str], dict[str, str]]:
     """Every (dataset, resource code) pair any release listed: the code each dataset last
-    had, and the dataset each code belonged to."""
+    had, and the dataset each code (as :func:`code_identity`) belonged to."""
     by_dataset: dict[str, str] = {}
     by_code: dict[str, str] = {}
     for (datasets,) in con.execute(f"SELECT datasets FROM {RELEASES} ORDER BY release").fetchall():
         for name, entry in json.loads(datasets).items():
             by_dataset[name] = entry["resource_code"]
-            by_code.setdefault(entry["resource_code"], name)
+            by_code.setdefault(code_identity(entry["resource_code"]), name)
     return by_dataset, by_code
+
+
+def _code_problem(
+    contract: Contract, by_dataset: dict[str, str], by_code: dict[str, str]
+) -> str | None:
+    code, name = contract.catalog.resource_code, contract.dataset
+    held = by_dataset.get(name)
+    if held is not None and held != code:
+        return (
+            f"{name}: catalog resource code {code!r} differs from {held!r}, the code its "
+            f"catalog releases published; a resource keeps its code: restore "
+            f"classification_code and sequence_code, or catalog the changed resource "
+            f"as a new dataset"
+        )
+    owner = by_code.get(code_identity(code))
+    if owner is not None and owner != name:
+        return (
+            f"{name}: catalog resource code {code!r} is {owner}'s in earlier releases; a "
+            f"code is never given to another resource: choose another sequence_code"
+        )
+    return None
 
 
 def check_resource_codes(con: duckdb.DuckDBPyConnection, contracts: Iterable[Contract]) -> None:
     """Refuse a contract whose resource code differs from its dataset's in the releases, or
     that takes a code another dataset had (even one since removed from the catalog)."""
-    by_dataset, by_code = _codes_held(con)
+    held = _codes_held(con)
     for contract in contracts:
-        code, name = contract.catalog.resource_code, contract.dataset
-        held = by_dataset.get(name)
-        if held is not None and held != code:
-            raise ResourceCodeChanged(
-                f"{name}: catalog resource code {code!r} differs from {held!r}, the code its "
-                f"catalog releases published; a resource keeps its code: restore "
-                f"classification_code and sequence_code, or catalog the changed resource "
-                f"as a new dataset"
-            )
-        owner = by_code.get(code)
-        if owner is not None and owner != name:
-            raise ResourceCodeChanged(
-                f"{name}: catalog resource code {code!r} belonged to {owner} in earlier "
-                f"releases; a code is never given to another resource: choose another "
-                f"sequence_code"
-            )
+        problem = _code_problem(contract, *held)
+        if problem:
+            raise ResourceCodeChanged(problem)
 
 
 def record(
@@ -166,7 +174,7 @@ def record(
 ) -> Release | None:
     """Record a release of ``contracts`` and their latest versions, if it differs from the
     latest release; ``carried``: entries kept as the latest release had them (datasets whose
-    contract could not be read). Runs inside the caller's transaction."""
+    contract could not be released). Runs inside the caller's transaction."""
     check_resource_codes(con, contracts.values())
     latest = latest_versions(con)
     documents = {name: metadata_document(c) for name, c in contracts.items()}
@@ -201,27 +209,43 @@ def record_for_publish(
     contracts: dict[str, Contract] | None,
     at: datetime,
 ) -> Release | None:
-    """The release a publish makes, in its transaction: the publishing contract with the
-    folder's others (``contracts``), or, where the folder could not be read, the others as
-    the latest release lists them."""
-    if contracts is not None:
-        return record(con, {**contracts, published.dataset: published}, at)
+    """The release a publish makes, in its transaction: the publishing contract (refused if
+    its resource code changed) with the folder's others (``contracts``). Another dataset's
+    contract that cannot be released (folder unreadable, code changed) is listed as the
+    latest release had it: one department's edit does not stop another's publish."""
+    check_resource_codes(con, [published])
+    held = _codes_held(con)
+    others = {
+        name: c
+        for name, c in (contracts or {}).items()
+        if name != published.dataset and _code_problem(c, *held) is None
+    }
     previous = latest_release(con)
-    carried = dict(previous.datasets) if previous else {}
-    carried.pop(published.dataset, None)
-    return record(con, {published.dataset: published}, at, carried)
+    carried = {
+        name: entry
+        for name, entry in (previous.datasets if previous else {}).items()
+        if name != published.dataset
+        and (contracts is None or name in contracts)
+        and name not in others
+    }
+    return record(con, {**others, published.dataset: published}, at, carried)
 
 
-def sync(lake: Lake, contracts: dict[str, Contract], at: datetime) -> Release | None:
-    """Record a release if the contracts' metadata (or a version) changed since the latest."""
+def sync(
+    lake: Lake, contracts: dict[str, Contract], timeout: float | None = None
+) -> Release | None:
+    """Record a release if the contracts' metadata (or a version) changed since the latest.
+    Waits for the write lock at most ``timeout`` seconds (default: the setting), else
+    :class:`~catalog.store.lake.LakeBusy`; the time is taken under the lock, so releases are
+    in order."""
     with lake.reader() as con:  # most calls find nothing new: no write lock for them
         check_resource_codes(con, contracts.values())
         if not _differs(con, contracts):
             return None
-    with lake.writer() as con:
+    with lake.writer(timeout) as con:
         con.execute("BEGIN")
         try:
-            release = record(con, contracts, at)
+            release = record(con, contracts, datetime.now(UTC))
             if release is not None:
                 con.execute(
                     f"CALL {LAKE}.set_commit_message('govshare', ?)",

@@ -5,7 +5,6 @@ item added), and resource codes that must stay with their dataset."""
 from __future__ import annotations
 
 import shutil
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,12 @@ from catalog.contracts import load_contracts
 from catalog.ingest.delivery import run_ingest
 from catalog.settings import Settings
 from catalog.store.lake import Lake
-from catalog.store.releases import ResourceCodeChanged, check_resource_codes, sync
+from catalog.store.releases import (
+    ResourceCodeChanged,
+    check_resource_codes,
+    latest_release,
+    sync,
+)
 from govshare.cli import app as cli
 from tests.conftest import (
     REPO_ROOT,
@@ -64,11 +68,18 @@ def _publish(settings: Settings, rows: list[dict], name: str) -> None:
     assert outcome.status == "published", outcome.message
 
 
+def _other_name(name: str) -> str:
+    """Another given name under the same surname: a name mask (张**) shows no change."""
+    return name[0] + ("伟" if name[1:] != "伟" else "强")
+
+
 @pytest.fixture(scope="module")
 def scripted(tmp_path_factory):
-    """v1: 40 people. v2: two of them changed (address, phone), one gone, two new. Then the
-    summary is reworded (a release without a publish). v3: an item ``note`` added, one
-    address changed. Returns (settings, the rows of each version)."""
+    """v1: 40 people. v2: in one district, one address, one phone, one name (same surname)
+    and one status changed, one person moved out and another moved in; outside it one
+    status changed; one person gone, two new. Then the summary is reworded (a release
+    without a publish). v3: an item ``note`` added, one more address changed. Returns
+    (settings, the rows and the district's row numbers)."""
     root = tmp_path_factory.mktemp("releases")
     schemas = root / "schemas"
     schemas.mkdir()
@@ -79,24 +90,37 @@ def scripted(tmp_path_factory):
     v1 = population_rows(40)
     _publish(settings, v1, "v1")
 
+    district = v1[0]["region_code"]
+    inside = [i for i in range(39) if v1[i]["region_code"] == district]
+    outside = [i for i in range(39) if v1[i]["region_code"] != district]
+    assert len(inside) >= 5 and len(outside) >= 3
     v2 = [dict(row) for row in population_rows(42)]
-    v2[0]["address"] = "杭州市上城区解放路1号"
-    v2[1]["phone"] = "13900000001"
+    address, phone, name, status, leaves = inside[:5]
+    other_status, arrives, later = outside[:3]
+    v2[address]["address"] = "杭州市上城区解放路1号"
+    v2[phone]["phone"] = "13900000001"
+    v2[name]["name"] = _other_name(v2[name]["name"])
+    v2[status]["status"] = "迁出"
+    v2[other_status]["status"] = "迁出"
+    v2[leaves]["region_code"] = v1[outside[0]]["region_code"]
+    v2[arrives]["region_code"] = district
     gone = v2.pop(39)
     _publish(settings, v2, "v2")
 
     _edit(schemas, _new_summary)
     lake = Lake(settings)
-    made = sync(lake, load_contracts(schemas), datetime.now(UTC))
+    made = sync(lake, load_contracts(schemas))
     lake.close()
     assert made is not None
 
     _edit(schemas, _add_note)
     v3 = [dict(row, note="") for row in v2]
-    v3[2]["address"] = "杭州市拱墅区湖墅南路2号"
-    v3[3]["note"] = "迁入"
+    v3[later]["address"] = "杭州市拱墅区湖墅南路2号"
+    v3[address]["note"] = "迁入"
     _publish(settings, v3, "v3")
-    return settings, {"v1": v1, "v2": v2, "v3": v3, "gone": gone}
+    rows = {"v1": v1, "v2": v2, "v3": v3, "gone": gone, "district": district}
+    changed = {"address": address, "phone": phone, "name": name, "status": status}
+    return settings, {**rows, "changed": changed, "leaves": leaves, "arrives": arrives}
 
 
 @pytest.fixture(scope="module")
@@ -157,9 +181,12 @@ def test_release_diff_rows_metadata_and_schema(client):
 
 
 def test_dataset_diff_counts_rows_by_key(client):
+    """Counts of the whole dataset; changed rows per item only for public items (a count
+    of one changed phone number singles out a person)."""
     v1_v2 = client.get("/catalog/population/diff?from=1&to=2").json()
-    assert v1_v2["rows"] == {"added": 2, "deleted": 1, "changed": 2}
-    assert v1_v2["items_changed"] == {"address": 1, "phone": 1}
+    # address, phone, name, two statuses, a move out of and one into the district
+    assert v1_v2["rows"] == {"added": 2, "deleted": 1, "changed": 7}
+    assert v1_v2["items_changed"] == {"region_code": 2, "status": 2}
     assert v1_v2["row_count"] == {"from": 40, "to": 41, "change": 1}
     assert v1_v2["schema"] == {"added": [], "removed": [], "type_changed": []}
 
@@ -169,8 +196,9 @@ def test_dataset_diff_counts_rows_by_key(client):
     assert v2_v3["rows"] == {"added": 0, "deleted": 0, "changed": 1}
     assert v2_v3["schema"]["added"] == ["note"]
 
+    assert v2_v3["items_changed"] == {}  # an address: sensitive
     across = client.get("/catalog/population/diff?from=1&to=3").json()
-    assert across["rows"] == {"added": 2, "deleted": 1, "changed": 3}
+    assert across["rows"] == {"added": 2, "deleted": 1, "changed": 8}
 
     first = client.get("/catalog/population/diff?to=1").json()  # before v1: all added
     assert first["from_version"] is None
@@ -210,17 +238,20 @@ def test_an_old_version_reads_with_the_item_added_since_as_null(scripted, client
     assert "迁入" in [row["note"] for row in new["rows"]]
 
 
-def test_changes_sample_holds_the_grant_narrowing_and_masking(scripted, client, tokens):
-    """A consumer whose grant has three items, the identity number masked and one district:
-    the sample shows only those items, masked, and only rows of that district."""
+def test_changes_show_only_what_the_scope_sees(scripted, client, tokens):
+    """A consumer's grant: five items, the address in clear, the name and the number
+    masked, one district. Its diff is that of its own rows: a change of an item outside
+    the grant (phone) or hidden by the mask (a given name) is no change, a row moving out
+    of the district is deleted for it and one moving in added, as its rows show them."""
     _, script = scripted
-    district = script["v2"][0]["region_code"]
+    district, changed = script["district"], script["changed"]
     approve_request(
         client,
         tokens,
         {
             "dataset": "population",
-            "items": ["id_number", "address", "region_code"],
+            "items": ["id_number", "name", "address", "region_code", "status"],
+            "unmasked_items": ["address"],
             "row_filter": [{"item": "region_code", "op": "eq", "values": [district]}],
             "purpose": "变更核查",
             "legal_basis": "测试依据",
@@ -228,27 +259,38 @@ def test_changes_sample_holds_the_grant_narrowing_and_masking(scripted, client, 
             "period_end": "2030-12-31",
         },
     )
-    answer = client.get(
-        "/datasets/population/changes?from=1&to=2", headers=bearer(tokens["consumer_a"])
-    )
+    headers = bearer(tokens["consumer_a"])
+    answer = client.get("/datasets/population/changes?from=1&to=2&limit=100", headers=headers)
     assert answer.status_code == 200, answer.text
     found = answer.json()
-    assert found["rows"] == {"added": 2, "deleted": 1, "changed": 2}  # counts: as the catalog
-    raw_ids = {row["id_number"] for row in script["v1"] + script["v2"]}
+    v2 = script["v2"]
+    new_here = [r for r in v2[-2:] if r["region_code"] == district] + [v2[script["arrives"]]]
+    gone_here = [script["gone"]] if script["gone"]["region_code"] == district else []
+    expected = {
+        "added": {r["address"] for r in new_here},
+        "deleted": {r["address"] for r in [*gone_here, v2[script["leaves"]]]},
+        "changed": {v2[changed["address"]]["address"], v2[changed["status"]]["address"]},
+    }
     sample = found["sample"]
-    shown = sample["added"] + sample["deleted"] + [c["row"] for c in sample["changed"]]
-    expected = [
-        row
-        for row in [*script["v2"][-2:], script["gone"], script["v2"][0], script["v2"][1]]
-        if row["region_code"] == district
-    ]
-    assert len(shown) == len(expected) >= 1
-    for row in shown:
-        assert set(row) == {"id_number", "address", "region_code"}
-        assert row["region_code"] == district
-        assert row["id_number"] not in raw_ids
-    for change in sample["changed"]:
-        assert set(change["items"]) <= {"address"}  # phone is outside the grant
+    assert {
+        kind: {r["address"] for r in rows} for kind, rows in sample.items() if kind != "changed"
+    } == {"added": expected["added"], "deleted": expected["deleted"]}
+    assert {c["row"]["address"] for c in sample["changed"]} == expected["changed"]
+    assert found["rows"] == {kind: len(rows) for kind, rows in expected.items()}
+    assert found["items_changed"] == {"address": 1, "status": 1}
+    assert sorted(c["items"] for c in sample["changed"]) == [["address"], ["status"]]
+    raw = {r["id_number"] for r in script["v1"] + v2} | {r["name"] for r in script["v1"] + v2}
+    rows_seen = sample["added"] + sample["deleted"] + [c["row"] for c in sample["changed"]]
+    for row in rows_seen:
+        assert set(row) == {"id_number", "name", "address", "region_code", "status"}
+        assert row["id_number"] not in raw and row["name"] not in raw
+    # What the rows API shows the same caller, version by version, agrees.
+    pages = {
+        v: client.get(f"/datasets/population/rows?version={v}&limit=100", headers=headers).json()
+        for v in (1, 2)
+    }
+    addresses = {v: {r["address"] for r in page["rows"]} for v, page in pages.items()}
+    assert expected["added"] == addresses[2] - addresses[1] - expected["changed"]
     # Department B has no grant: refused, as for rows.
     refused = client.get("/datasets/population/changes", headers=bearer(tokens["consumer_b"]))
     assert refused.status_code == 403
@@ -263,7 +305,7 @@ def test_a_resource_code_stays_with_its_dataset(scripted, tmp_path):
     lake = Lake(settings)
     try:
         with pytest.raises(ResourceCodeChanged, match="differs from '101001/000001'"):
-            sync(lake, moved, datetime.now(UTC))
+            sync(lake, moved)
         # A publish under the changed code is refused too; the last version stays live.
         v4 = [dict(row) for row in script["v3"]]
         v4[5]["address"] = "杭州市滨江区江南大道5号"
@@ -277,7 +319,10 @@ def test_a_resource_code_stays_with_its_dataset(scripted, tmp_path):
             update={"classification_code": "101001", "sequence_code": "000001"}
         )
         taker = geography.model_copy(update={"dataset": "parks", "catalog": meta})
-        with lake.reader() as con, pytest.raises(ResourceCodeChanged, match="belonged to"):
+        with (
+            lake.reader() as con,
+            pytest.raises(ResourceCodeChanged, match="population's in earlier releases"),
+        ):
             check_resource_codes(con, [taker])
     finally:
         lake.close()
@@ -299,3 +344,74 @@ def test_cli_lists_shows_and_diffs_releases(scripted, monkeypatch):
     assert "items added: note" in diffed.output
     changes = runner.invoke(cli, ["catalog", "changes", "population", "--from", "1", "--to", "2"])
     assert "'added': 2" in changes.output and "'deleted': 1" in changes.output
+
+
+def test_an_item_removed_then_added_again_starts_empty(tmp_path):
+    """Removed: earlier versions keep its values; added again: no old value comes back."""
+    schemas = tmp_path / "schemas"
+    schemas.mkdir()
+    for name in ("population", "geography"):
+        shutil.copy(REPO_ROOT / "schemas" / f"{name}.yaml", schemas)
+    _edit(schemas, _add_note)
+    settings = Settings(home=tmp_path / "runtime", schemas_dir=schemas)
+    rows = [dict(row, note=f"old{i}") for i, row in enumerate(population_rows(10))]
+    _publish(settings, rows, "v1")
+    _edit(schemas, lambda raw: raw["items"].pop())  # note removed
+    _publish(settings, [{**rows[0], "address": "杭州市滨江区江南大道5号"}], "v2")
+    _edit(schemas, _add_note)  # and added again
+    _publish(settings, [{**rows[1], "address": "杭州市滨江区江南大道6号", "note": "new"}], "v3")
+    tokens = seed_identities(settings, load_contracts(schemas))
+    headers = bearer(tokens["population_provider"])
+    with TestClient(create_app(settings)) as client:
+        notes = {
+            v: sorted(
+                str(r["note"])
+                for r in client.get(
+                    f"/datasets/population/rows?version={v}&limit=100", headers=headers
+                ).json()["rows"]
+            )
+            for v in (1, 2, 3)
+        }
+        assert notes[1] == sorted(f"old{i}" for i in range(10))
+        assert notes[2] == ["None"] * 10  # v2's rows have no note
+        assert notes[3] == ["None"] * 9 + ["new"]
+        v1_v2 = client.get("/catalog/population/diff?from=1&to=2").json()
+        assert v1_v2["schema"]["removed"] == ["note"]
+        assert client.get("/catalog/population/diff").json()["schema"]["added"] == ["note"]
+
+
+def test_one_datasets_code_change_does_not_stop_another_publish(scripted, tmp_path):
+    settings, _ = scripted
+    schemas = tmp_path / "schemas"
+    shutil.copytree(settings.schemas_dir, schemas)
+    _edit(schemas, lambda raw: raw["catalog"].update(sequence_code="000002"))
+    moved = Settings(home=settings.home, schemas_dir=schemas)
+    geography = load_contracts(schemas)["geography"]
+    drops = sorted((REPO_ROOT / "data" / "geography").glob("*"))
+    lake = Lake(moved)
+    try:
+        outcome = run_ingest(geography, drops, lake)
+        assert outcome.status == "published", outcome.message
+        with lake.reader() as con:
+            release = latest_release(con)
+    finally:
+        lake.close()
+    assert release.datasets["geography"]["version"] == 1
+    # population stays as its releases had it, under its code.
+    assert release.datasets["population"]["resource_code"] == "101001/000001"
+
+
+def test_a_sequence_code_is_a_number(scripted):
+    """000001 and 1 number the same resource: a new dataset cannot take population's."""
+    settings, _ = scripted
+    geography = load_contracts(REPO_ROOT / "schemas")["geography"]
+    meta = geography.catalog.model_copy(
+        update={"classification_code": "101001", "sequence_code": "1"}
+    )
+    taker = geography.model_copy(update={"dataset": "parks", "catalog": meta})
+    lake = Lake(settings)
+    try:
+        with lake.reader() as con, pytest.raises(ResourceCodeChanged, match="population's"):
+            check_resource_codes(con, [taker])
+    finally:
+        lake.close()

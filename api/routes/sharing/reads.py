@@ -51,17 +51,17 @@ from catalog.sharing.reads import (
     Cursor,
     ExportFormat,
     Page,
-    changes_sample,
     check_export_format,
     decode_cursor,
     encode_cursor,
     export_file,
     next_cursor,
     rows_json,
+    scope_changes,
 )
 from catalog.sharing.requests import row_grants
 from catalog.sharing.views import RowView, parse_filters, parse_sort
-from catalog.store.changes import version_changes
+from catalog.store.changes import build_changes, schema_changes
 from catalog.store.versions import Version
 from catalog.text import InputError
 
@@ -421,9 +421,10 @@ def get_changes(
     older, newer = version_pair(state, contract, from_, to)
     key = state.pseudonyms.key_for(scope.pseudonym_context)
     with state.reader() as cursor:
-        found = version_changes(cursor, contract, older, newer)
-        sample = changes_sample(cursor, contract, older, newer, scope, key, limit)
-    served = sum(len(rows) for rows in sample.values())
+        build_changes(cursor, contract, older, newer)
+        found = scope_changes(cursor, contract, older, newer, scope, key, limit)
+        schema = schema_changes(cursor, older, newer)
+    served = sum(len(rows) for rows in found.sample.values())
     detail = {"changes_from": older.version if older else None, "limit": limit}
     audit_read(state, principal, "read", contract, newer, scope, served, detail)
     return {
@@ -432,10 +433,10 @@ def get_changes(
         "to_version": newer.version,
         "rows": found.counts,
         "items_changed": found.items_changed,
-        "schema": found.schema,
+        "schema": schema,
         "items": list(scope.items),
         "unmasked": sorted(scope.unmasked),
         "pseudonymised": sorted(scope.pseudonymised),
         "redacted": sorted(scope.redacted),
-        "sample": sample,
+        "sample": found.sample,
     }
