@@ -13,9 +13,10 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC
 from functools import cached_property
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
@@ -267,7 +268,9 @@ def package_search(catalog: _Catalog, params: dict) -> dict:
     q = _text(params, "q")
     q = None if q in (None, "", "*:*") else q
     try:
-        filters = ckan.parse_fq(_text(params, "fq"))
+        now = catalog.state.now().astimezone(UTC).replace(tzinfo=None)
+        terms, ranges = ckan.split_ranges(_text(params, "fq"), now)
+        filters = ckan.parse_fq(terms)
         order = ckan.parse_sort(_text(params, "sort"))
     except ckan.CkanInputError as error:
         raise _Refused(
@@ -280,7 +283,8 @@ def package_search(catalog: _Catalog, params: dict) -> dict:
     contracts = {
         name: c
         for name, c in catalog.state.contracts.items()
-        if tag_filter is None or tag_filter in c.catalog.keywords
+        if (tag_filter is None or tag_filter in c.catalog.keywords)
+        and all(r.holds(catalog.package(c)[r.field]) for r in ranges)
     }
     key = None
     if order is not None:
@@ -647,16 +651,37 @@ def _with_records(request: Request, action: str, answer: _Records) -> Response:
     )
 
 
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _form(raw: bytes) -> dict[str, str]:
+    """A form-encoded body as CKAN reads one: each field a string (the last of repeats)."""
+    try:
+        return dict(
+            parse_qsl(
+                raw.decode("utf-8"), keep_blank_values=True, strict_parsing=True, errors="strict"
+            )
+        )
+    except (UnicodeDecodeError, ValueError):
+        raise _Refused(
+            400, {"__type": "Bad request", "message": "Body is not a UTF-8 form (field=value&…)"}
+        ) from None
+
+
 async def _arguments(request: Request) -> dict:
     if request.method == "GET":
         return dict(request.query_params)
     raw = await request.body()
     if not raw.strip():
         return dict(request.query_params)
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise _Refused(400, {"__type": "JSON Error", "message": "Body is not JSON"}) from None
+    if _media_type(request) == "application/x-www-form-urlencoded":
+        body: object = _form(raw)  # CKAN takes HTML forms too (its request.form)
+    else:
+        try:
+            body = json.loads(raw)
+        except (ValueError, RecursionError):
+            raise _Refused(400, {"__type": "JSON Error", "message": "Body is not JSON"}) from None
     if not isinstance(body, dict):
         raise _Refused(400, {"__type": "Bad request", "message": "Body must be a JSON object"})
     unknown = sorted(set(body) - set(PARAMETERS[request.path_params["action"]]))

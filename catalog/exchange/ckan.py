@@ -21,6 +21,7 @@ import json
 import re
 import shlex
 from collections.abc import Container
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from catalog.contracts import Contract
@@ -195,6 +196,67 @@ def package(contract: Contract, versions: list[Version], base: str, freshness: s
         "num_resources": len(resources),
         "extras": [{"key": key, "value": value} for key, value in extras.items()],
     }
+
+
+# A Solr range on a package's times, as harvesters send for incremental runs:
+# metadata_modified:[2026-01-01T00:00:00Z TO *], braces for an exclusive bound.
+_RANGE = re.compile(
+    r"\+?(metadata_modified|metadata_created):([\[{])\s*(\S+)\s+TO\s+(\S+?)\s*([\]}])"
+)
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    field: str
+    low: datetime | None
+    high: datetime | None
+    low_inclusive: bool
+    high_inclusive: bool
+
+    def holds(self, value: str | None) -> bool:
+        """Whether a package's time (CKAN's naive UTC text) is in the range."""
+        if value is None:
+            return False
+        moment = datetime.fromisoformat(value)
+        if self.low is not None and (
+            moment < self.low or (moment == self.low and not self.low_inclusive)
+        ):
+            return False
+        return (
+            self.high is None or moment < self.high or (moment == self.high and self.high_inclusive)
+        )
+
+
+def _bound(text: str, now: datetime) -> datetime | None:
+    """A range bound: ``*`` (open), ``NOW``, or an ISO 8601 time (naive means UTC)."""
+    if text == "*":
+        return None
+    if text == "NOW":
+        return now
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise CkanInputError(
+            "fq", f"range bound {text[:40]!r} is not *, NOW or an ISO 8601 time"
+        ) from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+def split_ranges(fq: str | None, now: datetime) -> tuple[str, list[TimeRange]]:
+    """The time ranges of ``fq`` and what is left of it (the facet terms)."""
+    ranges = [
+        TimeRange(
+            m.group(1),
+            _bound(m.group(3), now),
+            _bound(m.group(4), now),
+            m.group(2) == "[",
+            m.group(5) == "]",
+        )
+        for m in _RANGE.finditer(fq or "")
+    ]
+    return _RANGE.sub(" ", fq or ""), ranges
 
 
 def parse_fq(fq: str | None) -> dict[str, str]:

@@ -168,6 +168,31 @@ def test_rows_beyond_the_maximum_are_capped_like_ckan(server, contracts):
     assert result["count"] == len(contracts) == len(result["results"])
 
 
+def test_fq_time_ranges_as_harvesters_send_them(server, contracts):
+    """Solr ranges on metadata_modified (incremental harvesting): inclusive [ ], exclusive
+    { }, open *, NOW; a bound that is no time is CKAN's Search Query Error."""
+
+    def count(fq: str) -> httpx.Response:
+        return httpx.get(f"{server}/api/3/action/package_search", params={"fq": fq, "rows": 100})
+
+    everything = count("metadata_modified:[* TO NOW]").json()["result"]
+    assert everything["count"] == len(contracts)
+    assert count("metadata_modified:[2999-01-01T00:00:00Z TO *]").json()["result"]["count"] == 0
+    times = sorted(p["metadata_modified"] for p in everything["results"])
+    newest = times[-1]
+    assert count(f"metadata_modified:[{newest} TO *]").json()["result"]["count"] == 1 + times[
+        :-1
+    ].count(newest)
+    after = count(f"metadata_modified:{{{newest} TO *]").json()["result"]
+    assert after["count"] == 0
+    both = count(f"organization:{everything['results'][0]['organization']['name']} "
+                 f"metadata_modified:[* TO {newest}]").json()["result"]  # fmt: skip
+    assert 1 <= both["count"] < len(contracts) or len(contracts) == 1
+    refused = count("metadata_modified:[yesterday TO *]")
+    assert refused.status_code == 400
+    assert refused.json()["error"]["__type"] == "Search Query Error"
+
+
 def test_post_and_both_prefixes_answer_alike(server):
     by_get = httpx.get(f"{server}/api/3/action/package_search", params={"q": "licences"})
     by_post = httpx.post(f"{server}/api/action/package_search", json={"q": "licences"})
@@ -185,6 +210,17 @@ def test_post_and_both_prefixes_answer_alike(server):
     assert sum(item["count"] for item in counts) == faceted["count"]
     refused = httpx.post(f"{server}/api/3/action/package_list", content=b"not json")
     assert refused.status_code == 400 and refused.json()["success"] is False
+    # An HTML form's POST, as CKAN takes it: the same answer as JSON.
+    by_form = httpx.post(f"{server}/api/3/action/package_search", data={"q": "licences"})
+    assert by_form.json()["result"] == by_get.json()["result"]
+    bad_form = httpx.post(
+        f"{server}/api/3/action/package_search",
+        content=b"q=%ff%fe",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert bad_form.status_code == 400 and bad_form.json()["success"] is False
+    unknown = httpx.post(f"{server}/api/3/action/package_list", data={"nope": "1"})
+    assert unknown.status_code == 409 and "nope" in unknown.json()["error"]
     upper = httpx.get(
         f"{server}/api/3/action/package_search",
         params={"fq": f"organization:{counts[0]['name'].upper()}"},
