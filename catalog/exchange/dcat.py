@@ -24,11 +24,13 @@ from catalog.store.versions import Version
 
 # DCAT 3 (rdflib's own DCAT namespace stops at DCAT 2: no versions, no dataset series).
 DCAT = Namespace("http://www.w3.org/ns/dcat#")
+VCARD = Namespace("http://www.w3.org/2006/vcard/ns#")
 EU = "http://publications.europa.eu/resource/authority/"
 JSONLD_CONTEXT = {
     "dcat": str(DCAT),
     "dct": str(DCTERMS),
     "foaf": str(FOAF),
+    "vcard": str(VCARD),
     "skos": str(SKOS),
     "rdfs": str(RDFS),
     "xsd": str(XSD),
@@ -84,6 +86,7 @@ def catalog_graph(
     graph.bind("dcat", DCAT)
     graph.bind("dct", DCTERMS)
     graph.bind("foaf", FOAF)
+    graph.bind("vcard", VCARD)
     graph.bind("skos", SKOS)
     iri = _Iris(base.rstrip("/"))
     catalog = iri.at("catalog")
@@ -142,6 +145,15 @@ def _agent(graph: Graph, node: URIRef, who) -> URIRef:
     graph.add((LOCAL_AUTHORITY, SKOS.prefLabel, Literal("Local authority", lang="en")))
     graph.add((node, DCTERMS.type, LOCAL_AUTHORITY))
     _texts(graph, node, FOAF.name, who.name, who.name_en)
+    return node
+
+
+def _contact(graph: Graph, provider: URIRef, who) -> URIRef:
+    """The providing department as the contact point (vCard): whom to ask about the data."""
+    node = URIRef(f"{provider}#contact")
+    graph.add((node, RDF.type, VCARD.Kind))
+    graph.add((node, RDF.type, VCARD.Organization))
+    _texts(graph, node, VCARD.fn, who.name, who.name_en)
     return node
 
 
@@ -210,6 +222,7 @@ def _describe(graph: Graph, iri: _Iris, node: URIRef, contract: Contract) -> Non
     provider = iri.at(f"departments/{quote(meta.provider.code)}")
     graph.add((node, DCTERMS.publisher, _agent(graph, provider, meta.provider)))
     graph.add((provider, DCTERMS.identifier, Literal(meta.provider.code)))
+    graph.add((node, DCAT.contactPoint, _contact(graph, provider, meta.provider)))
     labels = CLASSIFICATION[meta.classification]
     graph.add(
         (node, DCAT.theme, _concept(graph, iri, "classification", meta.classification, labels))
@@ -269,6 +282,7 @@ def _series(graph: Graph, iri: _Iris, contract: Contract) -> URIRef:
     graph.add((node, RDF.type, DCAT.DatasetSeries))
     provider = iri.at(f"departments/{quote(meta.provider.code)}")
     graph.add((node, DCTERMS.publisher, _agent(graph, provider, meta.provider)))
+    graph.add((node, DCAT.contactPoint, _contact(graph, provider, meta.provider)))
     _texts(graph, node, DCTERMS.title, f"{meta.name}（各版本）", f"{meta.name_en} (all versions)")
     _texts(
         graph,

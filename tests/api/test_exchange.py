@@ -236,3 +236,18 @@ def test_guide_cells_cannot_run_as_formulas_and_odd_characters_do_not_break_it(t
     assert any(s.startswith("'=HYPERLINK") for s in summaries)
     assert not any(s.startswith("=") for s in summaries)
     guide_xlsx(rows)  # writes, control character and all
+
+
+def test_each_dataset_names_its_provider_as_contact_point(graph, contracts):
+    """DCAT-AP recommends dcat:contactPoint (a vcard:Kind with a name) on every dataset:
+    the providing department, in Chinese and English."""
+    vcard = "http://www.w3.org/2006/vcard/ns#"
+    by_code = {c.catalog.resource_code: c.catalog.provider for c in contracts.values()}
+    datasets = set(graph.subjects(RDF.type, DCAT.Dataset))
+    assert len(datasets) >= len(contracts)
+    for dataset in datasets:
+        provider = by_code[str(graph.value(dataset, DCTERMS.identifier))]
+        (contact,) = graph.objects(dataset, DCAT.contactPoint)
+        assert (contact, RDF.type, URIRef(vcard + "Kind")) in graph
+        names = {str(n) for n in graph.objects(contact, URIRef(vcard + "fn"))}
+        assert names == {provider.name, provider.name_en}
