@@ -35,6 +35,15 @@ VersionNumber = Annotated[
     int | None, Query(ge=1, le=MAX_ID, description="Version number; latest if absent")
 ]
 """The version of a dataset to read."""
+FromNumber = Annotated[
+    int | None,
+    Query(alias="from", ge=1, le=MAX_ID, description="The older of two versions or releases"),
+]
+"""What a diff compares from (the one before ``to`` if absent)."""
+ToNumber = Annotated[
+    int | None, Query(ge=1, le=MAX_ID, description="The newer one; the latest if absent")
+]
+"""What a diff compares to."""
 GrantId = Annotated[
     int | None,
     Query(

@@ -7,13 +7,13 @@ here (a masked sample of changed rows is ``GET /datasets/{dataset}/changes``, un
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from api.deps import ContractDep, StateDep
-from api.params import MAX_ID, Offset, PathId
+from api.params import FromNumber, Offset, PathId, ToNumber
 from api.state import AppState
 from catalog.contracts import Contract
 from catalog.store.changes import version_changes
@@ -29,8 +29,6 @@ from catalog.store.versions import Version
 from catalog.text import InputError
 
 router = APIRouter(prefix="/catalog", tags=["catalog"])
-
-ReleaseNumber = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 
 class ReleaseSummary(BaseModel):
@@ -129,8 +127,8 @@ def releases(
 )
 def releases_diff(
     state: StateDep,
-    from_: Annotated[int | None, Query(alias="from", ge=1, le=MAX_ID)] = None,
-    to: ReleaseNumber = None,
+    from_: FromNumber = None,
+    to: ToNumber = None,
 ) -> ReleaseDiff:
     newer = _release(state, to)
     number = from_ if from_ is not None else newer.release - 1
@@ -216,8 +214,8 @@ def version_pair(
 def dataset_diff(
     contract: ContractDep,
     state: StateDep,
-    from_: Annotated[int | None, Query(alias="from", ge=1, le=MAX_ID)] = None,
-    to: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    from_: FromNumber = None,
+    to: ToNumber = None,
 ) -> DatasetDiff:
     a, b = version_pair(state, contract, from_, to)
     with state.reader() as con:

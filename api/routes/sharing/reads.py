@@ -25,8 +25,10 @@ from api.auth import Reader, access_generation
 from api.deps import ContractDep, CursorDep, StateDep, state_of
 from api.params import (
     MAX_ID,
+    FromNumber,
     GrantId,
     Offset,
+    ToNumber,
     VersionNumber,
     takes_item_filters,
     undeclared_query,
@@ -395,11 +397,12 @@ def _remove(folder: Path) -> None:
 @router.get(
     "/{dataset}/changes",
     summary="Rows added, deleted and changed between two versions, as your scope shows them",
-    description="The counts of `GET /catalog/{dataset}/diff` and up to `limit` rows of each "
-    "kind: your scope's items, masked as in its rows, only rows its row filter passes (added "
-    "and changed rows as `to` holds them, deleted ones as `from` did); a changed row names "
-    "the items of your scope whose value changed. `to`: the latest version if absent; "
-    "`from`: the version before `to`. Audited as a read.",
+    description="The diff of your own rows: a row your scope shows in `to` only is added (it "
+    "may have moved into your row filter), in `from` only deleted, in both with a shown value "
+    "that differs changed, naming those items; a change of an item outside your grant or "
+    "hidden by its mask is no change. Counts, and up to `limit` rows of each kind masked as "
+    "in your rows. `to`: the latest version if absent; `from`: the version before `to`. "
+    "Audited as a read.",
     responses={
         200: {"description": "Counts, schema diff and the sample"},
         403: {"description": "No access: not shared, no grant, or not by API"},
@@ -412,8 +415,8 @@ def get_changes(
     principal: Reader,
     contract: ContractDep,
     state: StateDep,
-    from_: Annotated[int | None, Query(alias="from", ge=1, le=MAX_ID)] = None,
-    to: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    from_: FromNumber = None,
+    to: ToNumber = None,
     limit: int = Query(10, ge=1, le=100),
     grant: GrantId = None,
 ) -> dict:
