@@ -272,7 +272,11 @@ def _differs(con: duckdb.DuckDBPyConnection, contracts: dict[str, Contract]) -> 
 
 def _reason(before: dict[str, dict], after: dict[str, dict]) -> str:
     """One line of what a release changed, e.g. "population v3; licences metadata"."""
-    parts = [f"{name} added" for name in after if name not in before]
+    parts = [
+        f"{name} added" + (f" v{entry['version']}" if entry["version"] else "")
+        for name, entry in after.items()
+        if name not in before
+    ]
     parts += [f"{name} removed" for name in before if name not in after]
     for name, entry in after.items():
         old = before.get(name)

@@ -142,7 +142,8 @@ def test_each_publish_and_metadata_change_makes_a_release(scripted, client):
     numbers = [r["release"] for r in listed["releases"]]
     assert numbers == [4, 3, 2, 1]
     reasons = {r["release"]: r["reason"] for r in listed["releases"]}
-    assert reasons[1] == "geography added; population added"  # listed, never published
+    # geography is listed, never published
+    assert reasons[1] == "geography added; population added v1"
     assert reasons[2] == "population v2"
     assert reasons[3] == "population metadata"
     assert "population v3" in reasons[4] and "population metadata" in reasons[4]
