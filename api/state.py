@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from catalog.sharing.reads import key_order_copy
 from catalog.sharing.requests import local_day
 from catalog.state.db import StateStore
 from catalog.state.memo import AccessMemo
+from catalog.store.changes import VersionChanges, version_changes
 from catalog.store.copies import ReadCopies
 from catalog.store.lake import Lake, LakeBusy
 from catalog.store.releases import Release, sync
@@ -35,6 +37,7 @@ from catalog.store.snapshots import SnapshotProbe
 from catalog.store.versions import Version, VersionIndex, VersionsAt
 
 _log = logging.getLogger(__name__)
+DIFFS_KEPT = 64
 START_LOCK_SECONDS = 5.0
 """How long the API's start waits for the lake's write lock to record a release."""
 
@@ -58,6 +61,7 @@ class AppState:
     """The snapshot whose latest versions' key-order copies were queued."""
     _con: duckdb.DuckDBPyConnection | None = None
     _index: SearchIndex | None = None
+    _diffs: OrderedDict[tuple, VersionChanges] = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -100,6 +104,28 @@ class AppState:
         except LakeBusy as busy:
             _log.warning("catalog release not recorded at start: %s", busy)
             return None
+
+    def version_changes(
+        self, contract: Contract, older: Version | None, newer: Version
+    ) -> VersionChanges:
+        """What changed between two versions (the public diff), kept for the last
+        :data:`DIFFS_KEPT` pairs asked: versions never change, and a wide diff of a large
+        dataset reads every key it touched."""
+        key = (
+            contract.dataset, tuple(contract.item_names), tuple(contract.key),
+            older.snapshot_id if older else None, newer.snapshot_id,
+        )  # fmt: skip
+        with self._lock:
+            if key in self._diffs:
+                self._diffs.move_to_end(key)
+                return self._diffs[key]
+        with self.reader() as con:
+            found = version_changes(con, contract, older, newer)
+        with self._lock:
+            self._diffs[key] = found
+            while len(self._diffs) > DIFFS_KEPT:
+                self._diffs.popitem(last=False)
+        return found
 
     def search_index(self) -> SearchIndex:
         """The catalog's search index, built on first use (segmenting loads a dictionary)."""

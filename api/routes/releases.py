@@ -16,7 +16,6 @@ from api.deps import ContractDep, StateDep
 from api.params import FromNumber, Offset, PathId, ToNumber
 from api.state import AppState
 from catalog.contracts import Contract
-from catalog.store.changes import version_changes
 from catalog.store.releases import (
     Release,
     diff,
@@ -218,8 +217,7 @@ def dataset_diff(
     to: ToNumber = None,
 ) -> DatasetDiff:
     a, b = version_pair(state, contract, from_, to)
-    with state.reader() as con:
-        found = version_changes(con, contract, a, b)
+    found = state.version_changes(contract, a, b)
     return DatasetDiff(
         dataset=contract.dataset,
         from_version=a.version if a else None,
